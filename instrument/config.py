@@ -1,0 +1,75 @@
+"""One configuration object for a run, overridable from the command line and saved beside its output.
+
+Every field becomes a flag (``size`` -> ``--size``); ``Config.from_args`` reads them back. A recording, a
+walk or a benchmark writes ``config.json`` beside its files so that the run can be repeated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"512"`` or ``"768x512"`` -> (width, height)."""
+    try:
+        parts = [int(p) for p in text.lower().split("x")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size {text!r} is not N or WxH") from None
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2 or min(parts) < 8:
+        raise argparse.ArgumentTypeError(f"size {text!r} is not N or WxH with sides of at least 8")
+    return parts[0], parts[1]
+
+
+@dataclass
+class Config:
+    # Models. "auto": the family's default (TAESD for fast, the full VAE for quality), downloaded once;
+    # with no network and nothing cached, the built-in procedural decoder.
+    model: str = field(default="auto", metadata={"help": "fast decoder: auto, a hub repo id, a diffusers "
+                                                 "folder, a .safetensors/.ckpt VAE or a TAESD .pth"})
+    full_model: str = field(default="auto", metadata={"help": "full-quality decoder, same forms as --model; "
+                                                      "'none' to disable"})
+    family: str = field(default="sd15", metadata={"help": "latent space: sd15, sdxl, sd3, flux1, flux2"})
+    device: str = field(default="auto", metadata={"help": "auto (cuda, mps, cpu), or a torch device"})
+    dtype: str = field(default="auto", metadata={"help": "auto (fp16 on GPU, fp32 on CPU), fp16, bf16, fp32"})
+    offline: bool = field(default=False, metadata={"help": "never touch the network"})
+    # Picture.
+    size: tuple[int, int] = field(default=(512, 512), metadata={"help": "decode resolution, N or WxH"})
+    fps: float = field(default=30.0, metadata={"help": "target frames per second"})
+    seed: int = field(default=0, metadata={"help": "seed for seed anchors and random walks"})
+    fit: str = field(default="crop", metadata={"help": "how images meet the size: crop (centre) or pad"})
+    cache_dir: str = field(default="", metadata={"help": "anchor latent cache (default: the user cache)"})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def save(self, folder: str | Path) -> Path:
+        """Write ``config.json`` into ``folder``; returns its path."""
+        path = Path(folder) / "config.json"
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        return path
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """Add one flag per field, with the field's default and help."""
+        group = parser.add_argument_group("configuration")
+        for f in dataclasses.fields(cls):
+            flag = "--" + f.name.replace("_", "-")
+            help_text = f"{f.metadata.get('help', '')} (default: {f.default})"
+            if f.type in ("bool", bool):
+                group.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=help_text)
+            elif f.name == "size":
+                group.add_argument(flag, type=parse_size, default=f.default, help=help_text)
+            else:
+                kind = {"int": int, "float": float}.get(str(f.type), str)
+                group.add_argument(flag, type=kind, default=f.default, help=help_text)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Config:
+        return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)})

@@ -1,0 +1,83 @@
+"""The parameter registry: the render side's vocabulary.
+
+Mappings name these parameters, the validator checks against them, the render thread reads them from the
+control state, and MIDI learn offers them. One list, so that the three can never disagree.
+
+Kinds:
+- ``continuous``: a float in [low, high]; a knob or fader sets it, smoothing applies.
+- ``integer``: an int in [low, high] (an anchor index, a bank).
+- ``choice``: one of ``choices``; a knob picks by position, a button steps through them.
+- ``toggle``: a bool; a button flips it, a pedal holds it.
+- ``trigger``: an action with no state (a note, a button press).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    kind: str  # continuous | integer | choice | toggle | trigger
+    default: float | int | str | bool | None
+    doc: str
+    low: float = 0.0
+    high: float = 1.0
+    choices: tuple[str, ...] = field(default=())
+
+
+PATH_KINDS = ("slerp", "lerp", "loop", "spline", "walk")
+LOCK_REGIONS = ("none", "left", "right", "top", "bottom", "center", "border")
+DECODERS = ("fast", "full")
+
+PARAMS: dict[str, Param] = {
+    p.name: p
+    for p in [
+        # Where on the path between anchors the latent sits.
+        Param("position", "continuous", 0.0, "position along the current path, 0 = first anchor, 1 = last"),
+        Param("speed", "continuous", 0.0, "automatic travel along the path, in path lengths per bar "
+              "(negative runs backwards)", low=-2.0, high=2.0),
+        Param("path", "choice", "slerp", "how anchors are joined", choices=PATH_KINDS),
+        # Anchors: notes select them, transitions glide between them.
+        Param("anchor", "integer", 0, "index of the anchor to go to (notes set this)", low=0, high=127),
+        Param("bank", "integer", 0, "anchor bank (program change selects it)", low=0, high=127),
+        Param("transition", "continuous", 0.5, "glide time to a newly chosen anchor, seconds", low=0.0, high=8.0),
+        Param("velocity", "continuous", 1.0, "velocity of the last note, 0..1 (shapes glides)"),
+        # Departures from the path.
+        Param("noise", "continuous", 0.0, "amount of seeded random-walk wandering added to the path"),
+        Param("walk_speed", "continuous", 0.2, "how fast the random walk wanders, steps per second", high=4.0),
+        Param("offset", "continuous", 0.0, "offset added to the chosen latent channel, in latent std",
+              low=-3.0, high=3.0),
+        Param("offset_channel", "integer", 0, "which latent channel `offset` moves", low=0, high=63),
+        Param("freeze", "toggle", False, "hold the whole latent where it is (sustain pedal)"),
+        Param("lock_channels", "integer", 0, "hold the first N latent channels at the current anchor",
+              low=0, high=64),
+        Param("lock_region", "choice", "none", "hold a spatial region at the current anchor", choices=LOCK_REGIONS),
+        # Lab: atlas and curvature.
+        Param("atlas", "toggle", False, "fly over the atlas of anchors instead of the path"),
+        Param("atlas_x", "continuous", 0.5, "atlas cursor, left to right"),
+        Param("atlas_y", "continuous", 0.5, "atlas cursor, top to bottom"),
+        Param("pacing", "toggle", False, "re-time paths so the picture changes at a constant rate"),
+        # Rendering and the session.
+        Param("decoder", "choice", "fast", "which decoder renders live frames", choices=DECODERS),
+        Param("tempo", "continuous", 120.0, "beats per minute when no MIDI clock runs", low=20.0, high=300.0),
+        Param("record", "toggle", False, "recording on or off"),
+        Param("hud", "toggle", True, "heads-up display on or off"),
+        Param("help", "toggle", False, "help overlay on or off"),
+        Param("fullscreen", "toggle", False, "full-screen window on or off"),
+        Param("quit", "trigger", None, "stop the instrument"),
+    ]
+}
+
+
+def get_param(name: str) -> Param:
+    """The parameter called ``name``; a KeyError listing the nearest names otherwise."""
+    try:
+        return PARAMS[name]
+    except KeyError:
+        import difflib
+
+        near = difflib.get_close_matches(name, PARAMS, n=3)
+        hint = f" (did you mean {', '.join(near)}?)" if near else ""
+        raise KeyError(f"unknown parameter {name!r}{hint}") from None
