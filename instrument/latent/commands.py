@@ -1,0 +1,199 @@
+"""The ``encode`` and ``walk`` commands: anchors to latent files, and walks between anchors to PNG frames.
+
+    latent-instrument encode photos/*.jpg -o latents/
+    latent-instrument walk dog.png seed:3 latents/pastry.safetensors --path spline --steps 120 -o walk/
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from instrument.config import Config
+from instrument.decoders import ModelLoadError, load_models
+from instrument.latent.anchors import (
+    AnchorCache,
+    AnchorError,
+    expand_spec,
+    load_anchors,
+    save_latent,
+    snap_size,
+)
+from instrument.latent.geometry import path_point, random_walk
+
+log = logging.getLogger(__name__)
+
+WALK_PATHS = ("slerp", "lerp", "loop", "spline", "walk")
+
+
+def _models(config: Config, choice: str):
+    """(decoder, encoder) for ``choice`` (auto | fast | full): auto takes the full model when one is loaded.
+    Anchors are encoded by the chosen model when it has an encoder, else by the other one."""
+    fast, full = load_models(config)  # ModelLoadError goes to the caller
+    if choice == "full" and full is None:
+        log.warning("no full-quality model is loaded (see --full-model); using %s", fast.label)
+    chosen = full if full is not None and choice in ("auto", "full") else fast
+    other = fast if chosen is full else full
+    encoder = chosen if chosen.can_encode or other is None or not other.can_encode else other
+    return chosen, encoder
+
+
+def _cache(config: Config) -> AnchorCache:
+    return AnchorCache(config.cache_dir or None)
+
+
+# encode ----------------------------------------------------------------------------------------------------
+
+
+def configure_encode(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("anchors", nargs="+", metavar="IMG",
+                        help="images (or any anchor spec: seed:N, a .safetensors latent, a folder)")
+    parser.add_argument("-o", "--output", required=True, type=Path,
+                        help="folder for the <name>.safetensors latents")
+    parser.add_argument("--encoder", choices=("auto", "fast", "full"), default="auto",
+                        help="which model encodes: auto = the full model when loaded (default: auto)")
+    Config.add_arguments(parser)
+
+
+def run_encode(args: argparse.Namespace) -> int:
+    config = Config.from_args(args)
+    try:
+        _, encoder = _models(config, args.encoder)
+    except ModelLoadError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    config.size = snap_size(config.size, encoder.family.downscale)
+    cache = _cache(config)
+    args.output.mkdir(parents=True, exist_ok=True)
+    written: set[str] = set()
+    failed = 0
+    outcomes: dict[str, int] = {"encoded": 0, "cache hit": 0, "copied": 0}
+    for spec in args.anchors:
+        try:
+            items = expand_spec(spec)
+        except AnchorError as e:
+            print(f"error: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        for item in items:  # one at a time, to tell each one's cache hit or miss
+            hits, misses = cache.hits, cache.misses
+            anchors, errors = load_anchors([item], encoder, config.size, cache=cache, seed=config.seed,
+                                           fit=config.fit)
+            for error in errors:
+                print(f"error: {error}", file=sys.stderr)
+            failed += len(errors)
+            for anchor in anchors:
+                name = _unique(anchor.name.replace(":", "-"), written)
+                path = save_latent(args.output / f"{name}.safetensors", anchor.latent, anchor.metadata)
+                how = "cache hit" if cache.hits > hits else "encoded" if cache.misses > misses else "copied"
+                outcomes[how] += 1
+                print(f"{anchor.source}: {how} -> {path}")
+    config.save(args.output)
+    print(f"{len(written)} latents in {args.output}: {outcomes['encoded']} encoded, "
+          f"{outcomes['cache hit']} from the cache, {outcomes['copied']} seeds or latent files, "
+          f"{failed} failed")
+    return 1 if failed else 0
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    """``name``, or ``name-2``, ``name-3``... if an earlier anchor took it."""
+    candidate, n = name, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{name}-{n}"
+    taken.add(candidate)
+    return candidate
+
+
+# walk ------------------------------------------------------------------------------------------------------
+
+
+def configure_walk(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("anchors", nargs="+", metavar="ANCHOR",
+                        help="anchors to visit in order: image files, seed:N, .safetensors latents")
+    parser.add_argument("--path", choices=WALK_PATHS, default="slerp",
+                        help="slerp/lerp: segments; spline: a smooth curve; loop: a closed smooth curve; "
+                             "walk: a seeded random walk from the first anchor (default: slerp)")
+    parser.add_argument("--steps", type=int, default=60, help="number of frames (default: 60)")
+    parser.add_argument("-o", "--output", required=True, type=Path, help="folder for the frames")
+    parser.add_argument("--batch", type=int, default=8, help="frames decoded at once (default: 8)")
+    parser.add_argument("--decoder", choices=("auto", "fast", "full"), default="auto",
+                        help="which model decodes: auto = the full model when loaded (default: auto)")
+    parser.add_argument("--step-size", type=float, default=0.05,
+                        help="random walk: RMS step per frame, in latent std (default: 0.05)")
+    parser.add_argument("--bound", type=float, default=0.5,
+                        help="random walk: largest RMS distance from the start, in latent std (default: 0.5)")
+    Config.add_arguments(parser)
+
+
+def run_walk(args: argparse.Namespace) -> int:
+    if args.steps < 1 or args.batch < 1:
+        print("error: --steps and --batch must be at least 1", file=sys.stderr)
+        return 2
+    needed = 1 if args.path == "walk" else 2
+    if len(args.anchors) < needed:
+        print(f"error: a {args.path} path needs at least {needed} anchors", file=sys.stderr)
+        return 2
+    config = Config.from_args(args)
+    try:
+        decoder, encoder = _models(config, args.decoder)
+    except ModelLoadError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    config.size = snap_size(config.size, decoder.family.downscale)
+    anchors, errors = load_anchors(args.anchors, encoder, config.size, cache=_cache(config), seed=config.seed,
+                                   fit=config.fit)
+    for error in errors:
+        print(f"error: {error}", file=sys.stderr)
+    if errors:
+        return 1
+    stack = torch.stack([a.latent for a in anchors]).to(decoder.device)
+    n, steps = len(anchors), args.steps
+    if args.path == "walk":
+        std = decoder.family.latent_std
+        latents = random_walk(stack[0], steps, config.seed, args.step_size * std, args.bound * std)
+        positions = [float(k) for k in range(steps)]  # the step number
+    else:
+        # Open paths show both ends; a loop leaves out its end, which is its start, so the frames cycle.
+        count = steps if args.path == "loop" else max(steps - 1, 1)
+        positions = [k / count for k in range(steps)]
+    args.output.mkdir(parents=True, exist_ok=True)
+    config.save(args.output)
+    frames = []
+    with torch.inference_mode(), tqdm(total=steps, unit="frame", desc="walk") as bar:
+        for start in range(0, steps, args.batch):
+            chunk = positions[start : start + args.batch]
+            if args.path == "walk":
+                batch = latents[start : start + len(chunk)]
+            else:
+                batch = path_point(stack, torch.tensor(chunk), args.path)
+            pixels = decoder.decode(batch.float())
+            images = (pixels.float() * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu()
+            for offset, image in enumerate(images.numpy()):
+                index = start + offset
+                name = f"frame_{index:05d}.png"
+                Image.fromarray(np.ascontiguousarray(image)).save(args.output / name)
+                frames.append({"index": index, "file": name,
+                               ("step" if args.path == "walk" else "position"): positions[index]})
+            bar.update(len(chunk))
+    knots = [None if args.path == "walk" else k / (n if args.path == "loop" else n - 1) for k in range(n)]
+    sidecar = {
+        "path": args.path,
+        "steps": steps,
+        "size": list(config.size),
+        "model": decoder.label,
+        "anchors": [{"name": a.name, "source": a.source, "position": s}
+                    for a, s in zip(anchors, knots, strict=True)],
+        "frames": frames,
+    }
+    (args.output / "frames.json").write_text(json.dumps(sidecar, indent=2) + "\n")
+    print(f"{steps} frames in {args.output}")
+    return 0
