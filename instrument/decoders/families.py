@@ -54,3 +54,17 @@ def family_from_filename(filename: str) -> Family | None:
         if family.taesd_prefix and stem.startswith(family.taesd_prefix + "."):
             return family
     return None
+
+
+# Words in a file or repo name that give its family away, most specific first.
+NAME_HINTS: list[tuple[str, str]] = [
+    ("taesdxl", "sdxl"), ("taesd3", "sd3"), ("taef1", "flux1"), ("taef2", "flux2"), ("taesd", "sd15"),
+    ("sdxl", "sdxl"), ("flux.2", "flux2"), ("flux2", "flux2"), ("flux", "flux1"),
+    ("stable-diffusion-3", "sd3"), ("sd3", "sd3"), ("stable-diffusion-v1", "sd15"), ("sd15", "sd15"),
+]  # fmt: skip
+
+
+def family_from_name(text: str) -> Family | None:
+    """The family a file, folder or repo name points to (``madebyollin/taesdxl`` -> sdxl), or None."""
+    text = text.lower()
+    return next((FAMILIES[family] for word, family in NAME_HINTS if word in text), None)
