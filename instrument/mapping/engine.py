@@ -1,0 +1,347 @@
+"""The mapping engine: control events in, parameter changes out (into a ControlState).
+
+Runs in the render thread, once per drained event: dictionary lookups and arithmetic only, no I/O, no
+locks. Stateful MIDI decoding lives here too: 14-bit CC pairs (an MSB resets the LSB, as the MIDI spec says),
+NRPN sequences (CC 99/98 select, 6/38 data entry, 96/97 increment/decrement), relative encoders, button
+edges, held notes and soft takeover.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import mido
+
+from instrument.control import ControlState
+from instrument.events import ControlEvent, KeyInput, PointerInput
+from instrument.mapping.model import Control, KeyBinding, Mapping, NoteRange, PointerAxis
+from instrument.midi.messages import (
+    DATA_DECREMENT,
+    DATA_INCREMENT,
+    NrpnDecoder,
+    combine_14bit,
+    pitchbend_unit,
+    relative_delta,
+)
+from instrument.params import PARAMS
+
+CLOCK_MESSAGES = frozenset({"clock", "start", "stop", "continue", "songpos"})
+NRPN_CCS = (99, 98, 6, 38, 96, 97)
+_POINTER_MASK = {"none": 0, "left": 1, "middle": 2, "right": 4}
+# The mapping file's names for relative encodings -> instrument.midi.messages' names.
+_RELATIVE = {"twos_complement": "twos_complement", "offset_binary": "binary_offset", "sign_bit": "signed_bit"}
+
+
+def _pick(choices: tuple[str, ...], y: float) -> str:
+    """A knob position in [0, 1] -> one of ``choices``, in equal slices."""
+    return choices[min(int(y * len(choices)), len(choices) - 1)]
+
+
+class MappingEngine:
+    """Applies a Mapping to control events, writing into ``state``.
+
+    Replace the mapping while playing with ``engine.mapping = new``: parameter values stay where they are,
+    and so do 14-bit and NRPN decoding and held notes; buttons start released, and soft-takeover knobs
+    must pick their parameter up again.
+    """
+
+    def __init__(self, mapping: Mapping, state: ControlState) -> None:
+        self.state = state
+        self._msb: dict[tuple[str, int, int], int] = {}  # (source, channel, msb cc) -> last MSB
+        self._nrpn: dict[str, NrpnDecoder] = defaultdict(NrpnDecoder)  # per source
+        self._pressed: dict[str, bool] = {}  # control id -> button held
+        self._knob: dict[str, float] = {}  # control id -> last value (soft takeover)
+        # notes held with behaviour "hold": (source, channel, note) -> (anchor, glide seconds)
+        self._held: dict[tuple[str, int, int], tuple[int, float]] = {}
+        self._hold_home: int | None = None  # anchor before the first held note
+        self._keys_down: set[str] = set()
+        self._serial = 0  # numbers each mapping in use, so control ids never repeat across reloads
+        self.mapping = mapping
+
+    # --- the mapping ---------------------------------------------------------------------------------------
+    @property
+    def mapping(self) -> Mapping:
+        return self._mapping
+
+    @mapping.setter
+    def mapping(self, mapping: Mapping) -> None:
+        self._serial += 1
+        self._mapping = mapping
+        self._ids = {id(c): f"m{self._serial}c{i}" for i, c in enumerate(mapping.controls)}
+        by: dict[tuple[str, int | None], list[Control]] = defaultdict(list)
+        for c in mapping.controls:
+            by[(c.source, c.number)].append(c)
+            if c.source == "cc14":
+                by[("cc14lsb", c.lsb)].append(c)
+        self._by = dict(by)
+        self._keys: dict[str, list[KeyBinding]] = defaultdict(list)
+        for k in mapping.keys:
+            self._keys[k.key].append(k)
+        self._has_nrpn = any(c.source == "nrpn" for c in mapping.controls)
+        self._ports = tuple(p.lower() for p in mapping.ports) if mapping.ports else None
+        self.state.tempo_source = mapping.tempo
+        if mapping.bpm is not None:
+            self.state.set("tempo", mapping.bpm, self.state.now or 0.0)
+
+    def exact_controls(self) -> set[tuple[int | None, int]]:
+        """(channel 0-15 or None for any, CC) pairs the EventQueue must not coalesce: relative encoders and
+        both CCs of 14-bit pairs (NRPN CCs are always exact in the queue). Pass to ``set_exact_controls``."""
+        out: set[tuple[int | None, int]] = set()
+        for c in self._mapping.controls:
+            if c.source == "cc" and c.relative:
+                out.add((c.channel, c.number))  # type: ignore[arg-type]
+            elif c.source == "cc14":
+                out.update({(c.channel, c.number), (c.channel, c.lsb)})  # type: ignore[arg-type]
+            elif c.source == "nrpn":
+                out.update((c.channel, cc) for cc in NRPN_CCS)
+        return out
+
+    # --- events --------------------------------------------------------------------------------------------
+    def apply(self, event: ControlEvent) -> bool:
+        """Apply one event at its time stamp; True if the mapping used it (learn and the HUD ask)."""
+        msg, t = event.message, event.time
+        if isinstance(msg, KeyInput):
+            return self._key(msg, t)
+        if isinstance(msg, PointerInput):
+            return self._pointer(msg, t)
+        if msg.type in CLOCK_MESSAGES:
+            return self._clock(msg, t)
+        if self._ports is not None and not any(p in event.source.lower() for p in self._ports):
+            return False
+        kind = msg.type
+        if kind == "control_change":
+            return self._cc(event.source, msg, t)
+        if kind in ("note_on", "note_off"):
+            return self._note(event.source, msg, t)
+        if kind == "pitchwheel":
+            return self._each("pitchbend", None, msg.channel, (pitchbend_unit(msg.pitch) + 1.0) / 2.0, t)
+        if kind == "aftertouch":
+            return self._each("aftertouch", None, msg.channel, msg.value / 127.0, t)
+        if kind == "polytouch":
+            used = self._each("polytouch", msg.note, msg.channel, msg.value / 127.0, t)
+            return self._each("polytouch", None, msg.channel, msg.value / 127.0, t) or used
+        if kind == "program_change":
+            used = False
+            for c in self._matching("program", None, msg.channel):
+                p = PARAMS[c.param]
+                value = p.choices[msg.program % len(p.choices)] if p.kind == "choice" else msg.program
+                self.state.set(c.param, value, t, source=self._ids[id(c)], force_action=True)
+                used = True
+            return used
+        return False
+
+    def _matching(self, source: str, number: int | None, channel: int) -> list[Control]:
+        return [c for c in self._by.get((source, number), ()) if c.channel is None or c.channel == channel]
+
+    def _each(self, source: str, number: int | None, channel: int, x: float, t: float) -> bool:
+        controls = self._matching(source, number, channel)
+        for c in controls:
+            self._drive(c, x, t)
+        return bool(controls)
+
+    def _cc(self, src: str, msg: mido.Message, t: float) -> bool:
+        ch, cc, v = msg.channel, msg.control, msg.value
+        used = False
+        if self._has_nrpn and cc in NRPN_CCS:
+            used = self._nrpn_cc(src, msg, t)
+        for c in self._matching("cc", cc, ch):
+            if c.relative:
+                self._relative(c, relative_delta(v, _RELATIVE[c.relative]), t)
+            else:
+                self._drive(c, v / 127.0, t)
+            used = True
+        for c in self._matching("cc14", cc, ch):  # the MSB: resets the LSB
+            self._msb[(src, ch, cc)] = v
+            self._drive(c, combine_14bit(v, 0) / 16383.0, t)
+            used = True
+        for c in self._matching("cc14lsb", cc, ch):
+            msb = self._msb.get((src, ch, c.number), 0)  # type: ignore[arg-type]
+            self._drive(c, combine_14bit(msb, v) / 16383.0, t)
+            used = True
+        return used
+
+    def _nrpn_cc(self, src: str, msg: mido.Message, t: float) -> bool:
+        change = self._nrpn[src].feed(msg)
+        if change is None or change.registered:
+            return change is None and msg.control in (99, 98)
+        controls = self._matching("nrpn", change.parameter, change.channel)
+        for c in controls:
+            if msg.control in (DATA_INCREMENT, DATA_DECREMENT):  # one tick of the control's step
+                self._relative(c, 1 if msg.control == DATA_INCREMENT else -1, t)
+            elif c.bits == 7:
+                self._drive(c, (change.value >> 7) / 127.0, t)
+            else:
+                self._drive(c, change.value / 16383.0, t)
+        return bool(controls)
+
+    # --- driving a parameter -------------------------------------------------------------------------------
+    def _drive(self, c: Control, x: float, t: float) -> None:
+        """A control at position ``x`` in [0, 1] (button pressed when x >= 0.5)."""
+        cid = self._ids[id(c)]
+        if c.action != "follow":
+            pressed = x >= 0.5
+            was = self._pressed.get(cid, False)
+            self._pressed[cid] = pressed
+            if pressed != was:
+                self._button(c.param, c.action, pressed, t, cid, value=c.value, step=c.step)
+            return
+        if c.invert:
+            x = 1.0 - x
+        y = c.curve(x)
+        p = PARAMS[c.param]
+        if p.kind == "choice":
+            self.state.set(c.param, _pick(p.choices, y), t, source=cid)
+        elif p.kind == "toggle":
+            self.state.set(c.param, y >= 0.5, t, source=cid)
+        elif c.mode == "nudge":
+            self.state.nudge(c.param, cid, c.low + y * (c.high - c.low), t, smoothing=c.smoothing)
+        else:
+            self._takeover(c, cid, c.low + y * (c.high - c.low), t)
+
+    def _takeover(self, c: Control, cid: str, v: float, t: float) -> None:
+        state = self.state
+        prev = self._knob.get(cid)
+        self._knob[cid] = v
+        if c.takeover == "jump" or state.owner(c.param) == cid:
+            state.set(c.param, v, t, smoothing=c.smoothing, source=cid)
+            return
+        current = float(state.target(c.param))
+        close = abs(v - current) <= (c.high - c.low) / 100.0
+        if c.takeover == "pickup":
+            # Ignore the knob until it reaches the parameter's value or sweeps across it.
+            if close or (prev is not None and (prev - current) * (v - current) <= 0):
+                state.set(c.param, v, t, smoothing=c.smoothing, source=cid)
+            return
+        # Value scaling: move the parameter the same fraction of the way to the end the knob is heading for,
+        # so knob and parameter reach that end together; from then on they agree. A knob that meets or
+        # crosses the value takes it over at once.
+        if prev is None or v == prev:
+            return
+        if (prev - current) * (v - current) <= 0:
+            state.set(c.param, v, t, smoothing=c.smoothing, source=cid)
+            return
+        end = c.high if v > prev else c.low
+        if (end - current) * (end - prev) <= 0 or end == prev:
+            new = v
+        else:
+            new = current + (v - prev) * (end - current) / (end - prev)
+        new = min(max(new, c.low), c.high) if c.low <= current <= c.high else new
+        state.set(c.param, new, t, smoothing=c.smoothing, source=cid if abs(new - v) < 1e-9 else None)
+
+    def _relative(self, c: Control, ticks: int, t: float) -> None:
+        p = PARAMS[c.param]
+        cid = self._ids[id(c)]
+        if p.kind == "choice":
+            self.state.step(c.param, ticks, t, source=cid)
+            return
+        step = c.step if c.step is not None else (1.0 if p.kind == "integer" else (c.high - c.low) / 128.0)
+        v = float(self.state.target(c.param)) + ticks * step
+        self.state.set(c.param, min(max(v, c.low), c.high), t, smoothing=c.smoothing, source=cid)
+
+    def _button(self, param: str, action: str, pressed: bool, t: float, source: str, *,
+                value: object = None, step: float | None = None) -> None:
+        st = self.state
+        if action == "hold":
+            st.set(param, pressed, t, source=source)
+        elif not pressed:
+            return
+        elif action == "toggle":
+            st.toggle(param, t, source)
+        elif action == "trigger":
+            st.set(param, None, t, source=source)
+        elif action == "set":
+            st.set(param, value, t, source=source, force_action=True)
+        elif action == "step":
+            p = PARAMS[param]
+            st.step(param, step if step is not None else 1, t, wrap=p.kind == "integer" and step is None,
+                    source=source)
+
+    # --- notes ---------------------------------------------------------------------------------------------
+    def _note(self, src: str, msg: mido.Message, t: float) -> bool:
+        on = msg.type == "note_on" and msg.velocity > 0
+        buttons = self._matching("note", msg.note, msg.channel)
+        for c in buttons:  # a button is pressed at any velocity; a follow note follows velocity
+            self._drive(c, (msg.velocity / 127.0 if c.action == "follow" else 1.0) if on else 0.0, t)
+        if buttons:
+            return True
+        for r in self._mapping.notes:
+            if r.low <= msg.note <= r.high and (r.channel is None or r.channel == msg.channel):
+                if on:
+                    self._note_on(r, src, msg, t)
+                else:
+                    self._note_off(r, src, msg, t)
+                return True
+        return False
+
+    def _note_on(self, r: NoteRange, src: str, msg: mido.Message, t: float) -> None:
+        st = self.state
+        velocity = msg.velocity / 127.0
+        anchor = r.anchor + msg.note - r.low
+        st.set("velocity", velocity, t, source="notes")
+        if r.behaviour == "jump":
+            st.set("transition", 0.0, t, source="notes")
+        elif r.glide is not None:
+            soft, hard = r.glide
+            st.set("transition", soft + (hard - soft) * (msg.velocity - 1) / 126.0, t, source="notes")
+        if r.behaviour == "hold":
+            if not self._held:
+                self._hold_home = st.value("anchor")
+            self._held[(src, msg.channel, msg.note)] = (anchor, float(st.target("transition")))
+        st.set("anchor", anchor, t, source="notes", force_action=True)
+
+    def _note_off(self, r: NoteRange, src: str, msg: mido.Message, t: float) -> None:
+        if r.behaviour != "hold" or self._held.pop((src, msg.channel, msg.note), None) is None:
+            return
+        st = self.state
+        if self._held:  # back to the most recent note still held
+            anchor, glide = list(self._held.values())[-1]
+        else:
+            anchor, glide = self._hold_home or 0, float(st.target("transition"))
+        st.set("transition", glide, t, source="notes")
+        st.set("anchor", anchor, t, source="notes", force_action=True)
+
+    # --- clock, keyboard, pointer --------------------------------------------------------------------------
+    def _clock(self, msg: mido.Message, t: float) -> bool:
+        clock = self.state.clock
+        if clock is None or self._mapping.tempo != "clock":
+            return False
+        clock.feed(msg, t)
+        return True
+
+    def _key(self, k: KeyInput, t: float) -> bool:
+        bindings = self._keys.get(k.key.lower())
+        if not bindings:
+            return False
+        repeat = k.down and k.key in self._keys_down
+        if k.down:
+            self._keys_down.add(k.key)
+        else:
+            self._keys_down.discard(k.key)
+        for b in bindings:
+            if b.action == "ramp":
+                if k.down and not repeat:
+                    self.state.start_ramp(f"key:{b.key}:{b.param}", b.param, b.rate or 0.0, t)
+                elif not k.down:
+                    self.state.stop_ramp(f"key:{b.key}:{b.param}", t)
+            elif not repeat or b.action in ("step", "set"):  # key repeat steps again; toggles once
+                self._button(b.param, b.action, k.down, t, f"key:{b.key}", value=b.value, step=b.step)
+        return True
+
+    def _pointer(self, p: PointerInput, t: float) -> bool:
+        used = False
+        for a in self._mapping.pointer:
+            mask = _POINTER_MASK[a.button]
+            if mask and not p.buttons & mask:
+                continue
+            self._follow_axis(a, p.x if a.axis == "x" else p.y, t)
+            used = True
+        return used
+
+    def _follow_axis(self, a: PointerAxis, x: float, t: float) -> None:
+        x = min(max(1.0 - x if a.invert else x, 0.0), 1.0)
+        y = a.curve(x)
+        p = PARAMS[a.param]
+        if p.kind == "choice":
+            self.state.set(a.param, _pick(p.choices, y), t, source="pointer")
+        else:
+            self.state.set(a.param, a.low + y * (a.high - a.low), t, smoothing=a.smoothing, source="pointer")
