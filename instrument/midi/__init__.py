@@ -1,0 +1,1 @@
+"""MIDI input: ports through python-rtmidi (listener), tempo and beat from MIDI clock, message decoders."""

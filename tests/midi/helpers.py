@@ -1,0 +1,81 @@
+"""Sending side for the MIDI tests: a JACK output port, and waiting for what arrives."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import rtmidi
+
+from instrument.events import ControlEvent, EventQueue
+
+HANDSHAKE = [0xF0, 0x7D, 0x00, 0xF7]  # a sysex for "non-commercial" use: touches no control
+
+
+class Sender:
+    """A JACK client with one virtual output port ``<client>:out`` that a listener can open by name."""
+
+    def __init__(self, client: str):
+        self.client = client
+        self.port_name = f"{client}:out"
+        self.midi = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, client)
+        self.midi.open_virtual_port("out")
+
+    def send(self, data: list[int]) -> None:
+        self.midi.send_message(data)
+
+    def close(self) -> None:
+        self.midi.close_port()
+        self.midi.delete()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def collect(queue: EventQueue, count: int, timeout: float = 5.0) -> list[ControlEvent]:
+    """Drain ``queue`` until ``count`` events came or ``timeout`` passed; returns what came (late handshakes
+    left out)."""
+    events: list[ControlEvent] = []
+    wait_for(lambda: len(events.__iadd__(without_handshakes(queue.drain()))) >= count, timeout)
+    return events
+
+
+def without_handshakes(events: list[ControlEvent]) -> list[ControlEvent]:
+    return [e for e in events if e.message.bytes() != HANDSHAKE]
+
+
+def send_paced(sender: Sender, messages: list[list[int]], received: Callable[[], int], window: int = 200,
+               timeout: float = 30.0) -> None:
+    """Send as fast as the receiver keeps up: at most ``window`` messages on their way at once.
+
+    rtmidi's JACK output buffers ~16 kB between periods and drops what does not fit, so an unpaced burst
+    would lose messages before they reach the listener under test. ``received()`` counts arrivals.
+    """
+    start = received()
+    deadline = time.monotonic() + timeout
+    for sent, data in enumerate(messages):
+        while sent - (received() - start) >= window:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {received() - start} of {sent} sent messages arrived")
+            time.sleep(0.0005)
+        sender.send(data)
+
+
+
+def handshake(send: Callable[[list[int]], None], queue: EventQueue, timeout: float = 10.0) -> None:
+    """Send until something arrives, then empty ``queue``: a new JACK connection takes effect at a later
+    cycle (many cycles later on a busy machine), and what is sent before it is lost."""
+    deadline = time.monotonic() + timeout
+    while not queue.drain():
+        if time.monotonic() > deadline:
+            raise TimeoutError("nothing sent arrived: the JACK connection did not come up")
+        send(HANDSHAKE)
+        time.sleep(0.02)
+    time.sleep(0.05)  # handshakes still on their way
+    queue.drain()
