@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -663,7 +664,13 @@ def parse_mapping(text: str, file: str = "<mapping>") -> tuple[Mapping | None, l
     return (None if errors else mapping), errors
 
 
-PRESETS = Path(__file__).resolve().parents[2] / "mappings"
+def _presets_folder() -> Path:
+    """The shipped presets: ``mappings/`` of a checkout (``pip install -e``), else where a wheel put them."""
+    checkout = Path(__file__).resolve().parents[2] / "mappings"
+    return checkout if checkout.is_dir() else Path(sys.prefix) / "share" / "latent-instrument" / "mappings"
+
+
+PRESETS = _presets_folder()
 DEFAULT_MAPPING = PRESETS / "default.yaml"  # any MIDI controller (and a few keys)
 KEYBOARD_MAPPING = PRESETS / "keyboard.yaml"  # computer keyboard and mouse, for playing without MIDI
 
