@@ -45,6 +45,34 @@ class Config:
     seed: int = field(default=0, metadata={"help": "seed for seed anchors and random walks"})
     fit: str = field(default="crop", metadata={"help": "how images meet the size: crop (centre) or pad"})
     cache_dir: str = field(default="", metadata={"help": "anchor latent cache (default: the user cache)"})
+    # Live play (instrument.play): input, window, recording, limits for headless runs.
+    mapping: str = field(default="", metadata={"help": "mapping YAML (default: mappings/default.yaml, or "
+                                               "keyboard.yaml when no MIDI port is found)"})
+    midi_ports: str = field(default="", metadata={"help": "MIDI inputs to open, comma-separated names, parts "
+                                                  "of names or numbers; empty: all; 'none': no MIDI"})
+    midi_api: str = field(default="auto", metadata={"help": "MIDI API: auto, coremidi, alsa, jack, winmm"})
+    midi_virtual: bool = field(default=True, metadata={"help": "also open a virtual MIDI input port"})
+    window: tuple[int, int] = field(default=(960, 960), metadata={"help": "window size, N or WxH"})
+    out_size: str = field(default="", metadata={"help": "size of shown and recorded frames, N or WxH "
+                                                "(default: the decode size)"})
+    fullscreen: bool = field(default=False, metadata={"help": "start full screen"})
+    headless: bool = field(default=False, metadata={"help": "no window: render (and record) only"})
+    record: str = field(default="", metadata={"help": "record into this folder from the first frame"})
+    record_root: str = field(default="recordings", metadata={"help": "where takes started live are written"})
+    duration: float = field(default=0.0, metadata={"help": "stop after this many seconds of play (0: never)"})
+    frames: int = field(default=0, metadata={"help": "stop after this many frames (0: never)"})
+    # Speed (instrument.accel, instrument.framecache): "auto" takes the best measured for the device
+    # (benchmarks/README.md); each switch can turn off a default that misbehaves on some machine.
+    channels_last: str = field(default="auto", metadata={"help": "channels-last decoder layout: auto, on, "
+                                                     "off"})
+    compile: str = field(default="auto", metadata={"help": "torch.compile the frame: auto, off, default, "
+                                               "max-autotune (slow first start), reduce-overhead"})
+    cuda_graphs: str = field(default="auto", metadata={"help": "replay a frame as one CUDA graph: auto, on, "
+                                                   "off"})
+    prefetch: int = field(default=4, metadata={"help": "frames decoded as one batch when filling the cache "
+                                               "ahead (1: one at a time)"})
+    frame_cache_mb: int = field(default=256, metadata={"help": "memory for decoded frames kept for reuse "
+                                                       "and for in-between frames on slow machines"})
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -64,7 +92,7 @@ class Config:
             help_text = f"{f.metadata.get('help', '')} (default: {f.default})"
             if f.type in ("bool", bool):
                 group.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=help_text)
-            elif f.name == "size":
+            elif f.type in ("tuple[int, int]", tuple[int, int]):
                 group.add_argument(flag, type=parse_size, default=f.default, help=help_text)
             else:
                 kind = {"int": int, "float": float}.get(str(f.type), str)

@@ -44,6 +44,7 @@ PARAMS: dict[str, Param] = {
         Param("bank", "integer", 0, "anchor bank (program change selects it)", low=0, high=127),
         Param("transition", "continuous", 0.5, "glide time to a newly chosen anchor, seconds", low=0.0, high=8.0),
         Param("velocity", "continuous", 1.0, "velocity of the last note, 0..1 (shapes glides)"),
+        Param("sync", "toggle", False, "glides to an anchor end on a beat"),
         # Departures from the path.
         Param("noise", "continuous", 0.0, "amount of seeded random-walk wandering added to the path"),
         Param("walk_speed", "continuous", 0.2, "how fast the random walk wanders, steps per second", high=4.0),

@@ -1,0 +1,197 @@
+"""From control values and time to the latent of a frame: the same code live and offline.
+
+Two steps, so that a take re-renders exactly:
+
+1. ``Performance.step(controls, t) -> Coords``: a small deterministic state machine over the sequence of
+   (control values, frame time). It integrates what depends on history (path travel from ``speed``, the
+   random walk's clock, glides between anchors, freeze) and returns the frame's *coordinates*: a handful of
+   numbers, rounded to a fixed grid, that say where the frame sits. Fed the same values at the same times it
+   returns the same coordinates; its state is plain numbers.
+2. ``latent_at(anchors, coords) -> Tensor[C, h, w]``: a pure function. Equal coordinates give equal latents,
+   which is why the frame cache is keyed by them and why a loop's second lap costs no decoding.
+
+The path: ``s`` in [0, 1] runs through the anchors (0 = the first, 1 = the last; closed for ``loop``).
+``s = origin + position + travel``, folded back into [0, 1] at the ends of an open path and wrapped on a
+loop. ``travel`` grows by ``speed`` path lengths per bar at the tempo. Picking an anchor (a note) moves
+``origin`` so that ``s`` lands on that anchor, and the picture glides there from where it was, along a
+straight (SLERP) line, with an ease-in-out over ``transition`` seconds (the mapping sets it per note, from
+velocity; 0 jumps), ending on a beat when ``sync`` is on. The position fader then moves from there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from instrument.latent import geometry
+
+# Coordinates are rounded to these steps: fine enough to look continuous, coarse enough that a loop's
+# second lap (or a fader's return to a spot) hits the frame cache.
+S_STEP = 1 / 4096
+GLIDE_STEP = 1 / 256
+AMOUNT_STEP = 1 / 512
+WALK_STEP = 1 / 1000
+WALK_FLOOR = 0.5  # the `walk` path wanders even with the noise control at 0
+
+
+def _q(x: float, step: float) -> float:
+    return round(round(x / step) * step, 9)
+
+
+def ease(g: float) -> float:
+    """Ease in and out: 0 -> 0, 1 -> 1, flat at both ends."""
+    g = min(1.0, max(0.0, g))
+    return 0.5 - 0.5 * math.cos(math.pi * g)
+
+
+@dataclass(frozen=True)
+class Coords:
+    """Where a frame sits in latent space. Hashable: the frame cache's key."""
+
+    path: str  # path kind: slerp, lerp, loop, spline, walk
+    s: float  # path parameter in [0, 1]
+    glide_from: float = 0.0  # path parameter the current glide started from
+    glide: float = 1.0  # eased glide progress, 1 = arrived at s
+    noise: float = 0.0  # random-walk amplitude, in latent std
+    walk_t: float = 0.0  # the random walk's clock (0 when noise is 0, so that still frames cache)
+    offset_channel: int = 0
+    offset: float = 0.0  # in latent std
+    home: int = 0  # index of the picked anchor: what locks hold
+    lock_channels: int = 0
+    lock_region: str = "none"
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Coords:
+        return cls(**data)
+
+
+def anchor_position(k: int, n_anchors: int, loop: bool) -> float:
+    """Path parameter of anchor ``k`` among ``n_anchors``."""
+    if n_anchors <= 1:
+        return 0.0
+    return k / n_anchors if loop else k / (n_anchors - 1)
+
+
+def fold(s: float, loop: bool) -> float:
+    """Bring a path parameter into [0, 1]: wrap around a loop, bounce off the ends of an open path."""
+    if loop:
+        return s % 1.0
+    s = s % 2.0
+    return 2.0 - s if s > 1.0 else s
+
+
+@dataclass
+class Performance:
+    """The state behind ``step``. Create one per session (live) or per re-render, with the same arguments.
+
+    ``controls`` passed to ``step`` maps every name in ``instrument.params.PARAMS`` to its current (smoothed)
+    value, plus ``tempo`` (beats per minute in effect) and ``beat`` (beat position at ``t``, float).
+    ``pick`` is an anchor index chosen in this frame (a note), even when it equals the current one.
+    """
+
+    n_anchors: int
+    travel: float = 0.0  # path lengths travelled by `speed`
+    origin: float = 0.0  # path parameter of position 0
+    home: int | None = None  # the picked anchor (None before the first step)
+    glide_from: float = 0.0
+    glide_start: float = 0.0
+    glide_end: float = 0.0
+    walk_t: float = 0.0
+    last_t: float | None = None
+    last_s: float = 0.0
+    frozen: Coords | None = None
+
+    def copy(self) -> Performance:
+        return dataclasses.replace(self)
+
+    def step(self, controls: Mapping[str, Any], t: float, pick: int | None = None) -> Coords:
+        dt = 0.0 if self.last_t is None else max(0.0, t - self.last_t)
+        self.last_t = t
+        if controls["freeze"] and self.frozen is not None:
+            # Hold the picture and its clocks: unfreezing continues where freezing stopped.
+            self.glide_start += dt
+            self.glide_end += dt
+            return self.frozen
+        path = str(controls["path"])
+        loop = path == "loop"
+        n = max(1, self.n_anchors)
+        bars_per_second = float(controls["tempo"]) / 60.0 / 4.0
+        self.travel += float(controls["speed"]) * bars_per_second * dt
+        self.walk_t += float(controls["walk_speed"]) * dt
+        position = float(controls["position"])
+
+        if self.home is None:
+            self.home = int(controls["anchor"]) % n
+            self.origin = anchor_position(self.home, n, loop)
+        elif pick is not None:
+            self._pick(int(pick) % n, controls, t, loop, position)
+
+        s = _q(fold(self.origin + position + self.travel, loop), S_STEP)
+        glide = 1.0
+        if t < self.glide_end:
+            glide = _q(ease((t - self.glide_start) / (self.glide_end - self.glide_start)), GLIDE_STEP)
+        self.last_s = s if glide >= 1.0 else self.glide_from + (s - self.glide_from) * glide
+        noise = float(controls["noise"]) + (WALK_FLOOR if path == "walk" else 0.0)
+        noise = _q(noise, AMOUNT_STEP)
+        coords = Coords(
+            path=path,
+            s=s,
+            glide_from=self.glide_from if glide < 1.0 else 0.0,
+            glide=glide,
+            noise=noise,
+            walk_t=_q(self.walk_t, WALK_STEP) if noise > 0 else 0.0,
+            offset_channel=int(controls["offset_channel"]),
+            offset=_q(float(controls["offset"]), AMOUNT_STEP),
+            home=self.home,
+            lock_channels=int(controls["lock_channels"]),
+            lock_region=str(controls["lock_region"]),
+        )
+        self.frozen = coords if controls["freeze"] else None
+        return coords
+
+    def _pick(self, k: int, controls: Mapping[str, Any], t: float, loop: bool, position: float) -> None:
+        # Start the glide where the picture is now (approximated on the path during a glide in progress).
+        self.glide_from = self.last_s
+        self.home = k
+        self.origin = anchor_position(k, self.n_anchors, loop) - position - self.travel
+        duration = float(controls["transition"])  # the mapping sets it per note (from velocity, or 0: jump)
+        end = t + duration
+        if controls.get("sync") and duration > 0:
+            beats_per_second = float(controls["tempo"]) / 60.0
+            beat = float(controls["beat"])
+            end = t + (math.ceil(beat + duration * beats_per_second - 1e-6) - beat) / beats_per_second
+        self.glide_start, self.glide_end = t, end
+
+
+def latent_at(anchors: torch.Tensor, coords: Coords, *, seed: int = 0, std: float = 1.0) -> torch.Tensor:
+    """Anchors [N, C, h, w] (diffusion space) and coordinates -> the frame's latent [C, h, w].
+
+    Works on the anchors' device and dtype. ``seed`` seeds the random walk; ``std`` is the family's latent
+    std (noise and offsets are measured in it).
+    """
+    kind = "slerp" if coords.path == "walk" else coords.path
+    if anchors.shape[0] == 1:
+        latent = anchors[0]
+        start = anchors[0]
+    else:
+        latent = geometry.path_point(anchors, coords.s, kind)
+        start = geometry.path_point(anchors, coords.glide_from, kind) if coords.glide < 1.0 else latent
+    if coords.glide < 1.0:
+        latent = geometry.slerp(start, latent, coords.glide)
+    if coords.noise > 0:
+        wander = geometry.walk_offset(coords.walk_t, seed, tuple(latent.shape), 1.0)
+        latent = latent + coords.noise * std * wander.to(latent.device, latent.dtype)
+    if coords.offset != 0:
+        latent = geometry.add_offset(latent, coords.offset_channel % latent.shape[0], coords.offset, std)
+    if coords.lock_channels > 0 or coords.lock_region != "none":
+        held = anchors[coords.home % anchors.shape[0]]
+        latent = geometry.apply_locks(latent, held, coords.lock_channels, coords.lock_region)
+    return latent

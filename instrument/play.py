@@ -1,0 +1,249 @@
+"""``latent-instrument play``: the live instrument.
+
+Threads (see DESIGN.md): the MIDI callbacks put control events on the queue; the render thread (render.py)
+loads the decoder and the anchors, applies the events and renders frames into the mailbox; the main thread
+runs the window (display.py), or with ``--headless`` just waits. Esc, Q, closing the window, Ctrl-C or
+SIGTERM stop it cleanly: the render thread is joined, the recording finished, the MIDI ports closed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+from instrument.config import Config
+from instrument.events import EventQueue
+from instrument.mailbox import Mailbox
+from instrument.render import Controls, Renderer
+
+log = logging.getLogger(__name__)
+
+MAPPINGS = Path(__file__).resolve().parents[1] / "mappings"
+DEFAULT_SEEDS = 4  # seed anchors when none are given
+
+
+def configure_play(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("anchors", nargs="*", metavar="ANCHOR",
+                        help="image files, seed:N, or saved latents (.safetensors); default: four seeds")
+    Config.add_arguments(parser)
+
+
+def run_play(args: argparse.Namespace) -> int:
+    session = Session(Config.from_args(args), args.anchors)
+    status = session.run()
+    if session.terminated:
+        # Everything is joined, closed and written. After a SIGTERM, torch's thread pool can abort the
+        # interpreter's own exit ("terminate called without an active exception", seen with torch 2.13
+        # on Linux); leave without that exit so that a service manager sees a clean stop.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    return status
+
+
+def default_mapping(midi_found: bool) -> Path:
+    """The mapping to use when none is named: the controller one, or the keyboard one without MIDI."""
+    try:
+        from instrument.mapping import DEFAULT_MAPPING, KEYBOARD_MAPPING
+
+        default, keyboard = Path(DEFAULT_MAPPING), Path(KEYBOARD_MAPPING)
+    except ImportError:
+        default, keyboard = MAPPINGS / "default.yaml", MAPPINGS / "keyboard.yaml"
+    return default if midi_found or not keyboard.exists() else keyboard
+
+
+def load_session(config: Config, specs: list[str], say) -> tuple:
+    """In the render thread: the decoders, then the anchors (encoded once, cached on disk).
+
+    Returns (fast, full, anchors [N, C, h, w] float32 on the decoders' device, names, problems). Anchors that
+    fail are reported in ``problems``; with none left, seed anchors stand in.
+    """
+    from instrument.decoders import load_models
+    from instrument.latent.anchors import AnchorCache, load_anchors
+
+    say("loading the decoder")
+    fast, full = load_models(config)
+    say(f"encoding anchors with {fast.label}")
+    cache = AnchorCache(Path(config.cache_dir) if config.cache_dir else None)
+    seeds = [f"seed:{config.seed + i}" for i in range(DEFAULT_SEEDS)]
+    size = tuple(config.size)
+    where = dict(cache=cache, seed=config.seed, fit=config.fit)
+    anchors, errors = load_anchors(list(specs) or seeds, fast, size, **where)
+    problems = [str(e) for e in errors]
+    if not anchors:
+        problems.append("no anchor could be loaded; playing on seed anchors")
+        anchors, _ = load_anchors(seeds, fast, size, **where)
+    latents = torch.stack([a.latent for a in anchors]).to(fast.device, torch.float32)
+    return fast, full, latents, [a.name for a in anchors], problems
+
+
+class Session:
+    """One run of the instrument: ``run()`` blocks until the performer stops it; returns the exit status.
+
+    ``load`` replaces ``load_session`` (tests pass prepared decoders). After ``run``: ``renderer`` (its
+    ``takes`` and ``frames``) and ``display`` (None when headless) stay for inspection.
+    """
+
+    def __init__(self, config: Config, anchors: list[str] | None = None, *, load=None) -> None:
+        self.config = config
+        self.anchors = list(anchors or [])
+        self.queue = EventQueue()
+        self.mailbox = Mailbox()
+        self.listener = None
+        self.display = None
+        self.renderer: Renderer | None = None
+        self.terminated = False  # stopped by SIGTERM
+        self.display_failed = False
+        self._load = load or (lambda say: load_session(config, self.anchors, say))
+
+    def run(self) -> int:
+        previous = _on_sigterm(self)
+        try:
+            with _signals_to_main_thread():
+                self._start()
+            if self.config.headless:
+                self._wait_headless()
+            else:
+                self._show()
+        except KeyboardInterrupt:
+            log.info("stopping (interrupted)")
+
+        finally:
+            self._shutdown()
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+        return self._report()
+
+    def _start(self) -> None:
+        self.listener = self._start_midi()
+        # A controller plugged in, or named with --midi-ports (it may come later): the controller mapping.
+        midi_found = self.listener is not None and bool(self.listener.open_ports() or self.config.midi_ports)
+        mapping, problem = self._mapping(midi_found)
+        self.renderer = Renderer(
+            self.config,
+            queue=self.queue,
+            mailbox=self.mailbox,
+            load=self._load,
+            controls=lambda: Controls(mapping, queue=self.queue, watch_path=self.config.mapping or None),
+            record=self.config.record or None,
+            midi_status=self.listener.status if self.listener is not None else lambda: {"midi": "off"},
+            problems=[problem] if problem else [],
+        )
+        self.renderer.start()
+
+    def _start_midi(self):
+        ports = [p.strip() for p in self.config.midi_ports.split(",") if p.strip()]
+        if ports == ["none"]:
+            return None
+        try:
+            from instrument.midi.listener import MidiListener
+
+            listener = MidiListener(self.queue, ports or None, api=self.config.midi_api,
+                                    virtual=self.config.midi_virtual)
+            return listener if listener.start() else None
+        except Exception as exc:  # no MIDI system at all: the keyboard and mouse still play
+            log.warning("MIDI off: %s", exc)
+            return None
+
+    def _mapping(self, midi_found: bool):
+        """The mapping to start on, and a problem to show (a bad --mapping falls back to the default)."""
+        from instrument.mapping import MappingError, load_mapping
+
+        fallback = default_mapping(midi_found)
+        if not self.config.mapping:
+            return load_mapping(fallback), None
+        try:
+            return load_mapping(self.config.mapping), None
+        except MappingError as exc:
+            log.error("%s", exc)
+            return load_mapping(fallback), f"{exc}; playing on {fallback.name} until the file is fixed"
+
+    def _wait_headless(self) -> None:
+        renderer = self.renderer
+        next_log = time.monotonic() + 5
+        while renderer.is_alive():
+            renderer.join(0.1)
+            if time.monotonic() >= next_log:
+                status = renderer.status
+                log.info("%s: %d frames, %.1f fps%s", status.phase, status.frames, status.render_fps,
+                         f"; {status.recording}" if status.recording else "")
+                next_log += 5
+
+    def _show(self) -> None:
+        import pygame
+
+        from instrument.display import Display
+
+        renderer = self.renderer
+        self.display = Display(self.mailbox, self.queue, lambda: renderer.status,
+                               window_size=tuple(self.config.window), fullscreen=self.config.fullscreen,
+                               screenshots=self.config.record_root)
+        try:
+            # After a failure the window stays, saying why, until the performer closes it.
+            self.display.run(should_stop=lambda: renderer.finished and renderer.failure is None)
+        except pygame.error as exc:  # no window could open (no display): say what to do instead
+            log.error("no window: %s. Without a display, run with --headless (and --record DIR).", exc)
+            self.display_failed = True
+
+    def _shutdown(self) -> None:
+        began = time.monotonic()
+        if self.renderer is not None:
+            self.renderer.stop()
+            self.renderer.join(5.0)  # a decode in progress finishes first; the recording is closed
+            if self.renderer.is_alive():
+                log.warning("the render thread is still busy (loading a model?); leaving it behind")
+        if self.listener is not None:
+            self.listener.stop()
+        log.debug("stopped in %.2f s", time.monotonic() - began)
+
+    def _report(self) -> int:
+        renderer = self.renderer
+        if renderer is None:
+            return 1
+        for take in renderer.takes:
+            log.info("take written: %s", take)
+        if self.display_failed:
+            return 2
+        if renderer.failure is not None:
+            return 1
+        return 0
+
+
+@contextlib.contextmanager
+def _signals_to_main_thread():
+    """Threads started inside (ours, and the MIDI system's own, e.g. JACK's) never receive SIGINT/SIGTERM.
+
+    A signal may otherwise land on a JACK client thread and interrupt it mid-call, which aborts the process
+    ("terminate called without an active exception"); blocked there, it always reaches the main thread.
+    """
+    signals = {signal.SIGINT, signal.SIGTERM}
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _on_sigterm(session: Session):
+    """Make SIGTERM stop the session like Ctrl-C (servers, CI). Returns the previous handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum, frame):
+        session.terminated = True
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGTERM, interrupt)

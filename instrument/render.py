@@ -1,0 +1,612 @@
+"""The render thread: controls in, frames out. It owns every torch call of a live session.
+
+Each frame ``n`` is made for the time ``t = start + n * interval``:
+
+1. drain the event queue and apply each event through the mapping engine (logged for the recorder);
+2. poll the mapping file for edits (a bad edit keeps the last good mapping; the error goes to the HUD);
+3. advance the control state to ``t`` and react to its actions (anchor picks, record, quit, HUD toggles);
+4. ``Performance.step`` -> the frame's coordinates; the frame cache, or ``latent_at`` + decode on the device,
+   resize there to the output size, and one copy to the host as uint8;
+5. publish to the one-slot mailbox and hand a copy to the recorder.
+
+A frame that is late is not made up: the next frame is the newest grid time that has passed, so the picture
+stays current on a slow machine. Time left before the next frame goes to *progressive refinement* (the
+full decoder redraws a frame the performer has stopped moving) and to *prefetch* (frames ahead along the
+current direction go into the cache). Errors in a frame are logged and shown; the loop goes on and the
+display keeps the last good frame.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from instrument.config import Config
+from instrument.events import ControlEvent, EventQueue
+from instrument.framecache import FrameCache
+from instrument.mailbox import Frame, Mailbox, Status
+from instrument.performance import Coords, Performance, latent_at
+from instrument.recorder import SIDECAR, Recorder, event_to_json
+
+if TYPE_CHECKING:
+    from instrument.mapping import Mapping
+
+log = logging.getLogger(__name__)
+
+REST_SECONDS = 0.3  # controls still this long -> refine the frame with the full decoder
+PREFETCH_AHEAD = 8  # frames predicted ahead for idle prefetch
+PREFETCH_PER_FRAME = 2  # at most this many decoded in one frame's spare time
+
+
+class Controls:
+    """The mapping side of a session in one object: control state, mapping engine, mapping file watcher.
+
+    Live, ``queue`` gets the mapping's exact (never coalesced) controls and the file at ``watch_path`` is
+    read again when it is saved. Offline (replay), the mapping comes from the take's text, reloads from its
+    log.
+    """
+
+    def __init__(self, mapping: Mapping, *, queue: EventQueue | None = None,
+                 watch_path: str | Path | None = None) -> None:
+        from instrument.control import ControlState
+        from instrument.mapping import MappingEngine, MappingWatcher
+        from instrument.midi.clock import MidiClock
+
+        self.state = ControlState(clock=MidiClock())
+        self.engine = MappingEngine(mapping, self.state)
+        self.queue = queue
+        # Watch the file asked for, even when it was broken at the start and ``mapping`` is a fallback.
+        self.watcher = MappingWatcher(watch_path) if watch_path else None
+        self._exact()
+
+    @property
+    def mapping(self) -> Mapping:
+        return self.engine.mapping
+
+    @property
+    def path(self) -> str:
+        return self.mapping.path
+
+    @property
+    def name(self) -> str:
+        return self.mapping.name or Path(self.mapping.path).name
+
+    def _exact(self) -> None:
+        if self.queue is not None:
+            self.queue.set_exact_controls(self.engine.exact_controls())
+
+    def apply(self, event: ControlEvent) -> None:
+        self.engine.apply(event)
+
+    def poll(self) -> tuple[str, str] | None:
+        """None, ("mapping", new text) after a good edit, or ("error", message) after a bad one."""
+        from instrument.mapping import MappingError
+
+        change = self.watcher.poll() if self.watcher is not None else None
+        if change is None:
+            return None
+        if isinstance(change, MappingError):
+            return "error", f"{change} (keeping the last good mapping)"
+        self.use(change)
+        return "mapping", change.text
+
+    def use(self, mapping: Mapping) -> None:
+        """Play on ``mapping`` from now on (values stay where they are)."""
+        self.engine.mapping = mapping
+        self._exact()
+
+    def use_text(self, text: str, file: str) -> None:
+        """Play on the mapping written in ``text`` (a reload logged in a take)."""
+        from instrument.mapping import parse_mapping
+
+        mapping, errors = parse_mapping(text, file)
+        if errors:
+            raise errors[0]
+        self.use(mapping)
+
+    def advance(self, t: float) -> None:
+        self.state.advance(t)
+
+    def pop_actions(self) -> list[tuple[str, object]]:
+        return self.state.pop_actions()
+
+    def values(self, t: float) -> dict[str, Any]:
+        """Every parameter's value at ``t`` plus ``tempo`` and ``beat``: what Performance.step reads."""
+        values = self.state.snapshot()
+        values["beat"] = self.state.beat(t)
+        return values
+
+    def describe(self) -> dict[str, Any]:
+        """The mapping for a take's sidecar: file, name and the whole text."""
+        return {"file": self.mapping.path, "name": self.name, "text": self.mapping.text}
+
+    def keys(self) -> tuple[tuple[str, str], ...]:
+        """(key, what it does) for the help overlay."""
+        out = []
+        for k in self.mapping.keys:
+            what = k.label or {
+                "set": f"{k.param} = {k.value}",
+                "step": f"{k.param} {k.step:+g}" if k.step else f"next {k.param}",
+                "ramp": f"{k.param} {k.rate or 0:+g}/s while held",
+                "hold": f"{k.param} while held",
+                "toggle": f"{k.param} on/off",
+            }.get(k.action, k.param)
+            out.append((k.key, what))
+        return tuple(out)
+
+
+def to_uint8(pixels: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
+    """Pictures [1, 3, H, W] in [0, 1] on any device -> [h, w, 3] uint8 on the host at ``size`` = (w, h).
+
+    Resizes on the device (antialiased), so only the final bytes cross to the host.
+    """
+    width, height = size
+    pixels = pixels.float()
+    if pixels.shape[-2:] != (height, width):
+        pixels = F.interpolate(pixels, size=(height, width), mode="bilinear", antialias=True)
+    out = (pixels[0].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).contiguous()
+    return out.cpu().numpy()
+
+
+def describe(coords: Coords, names: list[str] | tuple[str, ...] = ()) -> str:
+    """Coordinates in words for the HUD."""
+    home = names[coords.home] if coords.home < len(names) else str(coords.home)
+    text = f"{coords.path} s={coords.s:.3f}  anchor {home}"
+    if coords.glide < 1:
+        text += f" gliding {coords.glide:.2f}"
+    if coords.noise:
+        text += f" noise {coords.noise:.2f}"
+    if coords.offset:
+        text += f" offset ch{coords.offset_channel} {coords.offset:+.2f}"
+    if coords.lock_channels or coords.lock_region != "none":
+        text += f" lock {coords.lock_channels}ch/{coords.lock_region}"
+    return text
+
+
+def frame_ranges(ns: list[int]) -> list[list[int]]:
+    """Sorted frame numbers -> inclusive [first, last] runs (the compact form in the sidecar)."""
+    runs: list[list[int]] = []
+    for n in ns:
+        if runs and n == runs[-1][1] + 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    return runs
+
+
+def gpu_frames(fast, out_size: tuple[int, int], config: Config):
+    """The speed helper's fixed-shape frame pipeline (``accel.FastDecoder``: compile, CUDA graphs, resize and
+    uint8 on the device) for a GPU; None on the CPU, where the plain path keeps every torch call in the
+    render thread. Built and warmed up in the calling (render) thread."""
+    if fast.device.type == "cpu" or fast.arch == "procedural":
+        return None
+    from instrument.accel import make_frame_fn
+
+    frames = make_frame_fn(fast, out_size, config)
+    frames.warmup()
+    return frames
+
+
+class Decoding:
+    """Coordinates -> picture: the anchors, the decoders and the frame cache. Used live and offline.
+
+    ``anchors``: [N, C, h, w] float32 diffusion latents on the decoders' device. ``out_size`` = (w, h) of the
+    frames handed out. ``fast_frames`` (see ``gpu_frames``) replaces the plain fast decode.
+    """
+
+    def __init__(self, anchors: torch.Tensor, fast, full, *, out_size: tuple[int, int], seed: int,
+                 cache: FrameCache | None = None, fast_frames=None) -> None:
+        self.anchors = anchors
+        self.fast = fast
+        self.full = full
+        self.out_size = out_size
+        self.seed = seed
+        self.std = fast.family.latent_std
+        self.cache = cache if cache is not None else FrameCache()
+        self.fast_frames = fast_frames  # latent [C, h, w] -> [h, w, 3] uint8 at out_size (gpu_frames)
+        self.decode_seconds = 0.0  # running estimate for one fast decode
+
+    def decoder(self, which: str):
+        return self.full if which == "full" and self.full is not None else self.fast
+
+    def key(self, coords: Coords, which: str) -> tuple[Coords, str]:
+        return coords, "full" if which == "full" and self.full is not None else "fast"
+
+    def image(self, coords: Coords, which: str = "fast") -> np.ndarray:
+        """The frame at ``coords`` ([h, w, 3] uint8), from the cache or decoded. Raises NonFiniteDecode."""
+        key = self.key(coords, which)
+        image = self.cache.get(key)
+        if image is None:
+            began = time.perf_counter()
+            image = self.render(coords, which)
+            if key[1] == "fast":
+                spent = time.perf_counter() - began
+                old = self.decode_seconds
+                self.decode_seconds = spent if not old else 0.8 * old + 0.2 * spent
+            self.cache.put(key, image)
+        return image
+
+    def render(self, coords: Coords, which: str = "fast") -> np.ndarray:
+        """Decode ``coords`` without the cache."""
+        from instrument.decoders import NonFiniteDecode
+
+        ae = self.decoder(which)
+        with torch.inference_mode():
+            latent = latent_at(self.anchors, coords, seed=self.seed, std=self.std)
+            if ae is self.fast and self.fast_frames is not None:
+                return self.fast_frames(latent)
+            pixels = ae.decode(latent[None])
+            # The decoder already refuses NaN/Inf; a replaced decode_fn might not, and a NaN frame must never
+            # reach the screen or the disk.
+            if not bool(torch.isfinite(pixels).all()):
+                raise NonFiniteDecode(f"{ae.label} gave a non-finite frame")
+            return to_uint8(pixels, self.out_size)
+
+
+class Renderer:
+    """The render thread of a live session. ``start``, then ``stop`` and ``join`` (in a ``finally``).
+
+    ``load(say)`` (called in the thread; ``say(text)`` shows progress) returns the session's parts:
+    ``(fast, full, anchors [N, C, h, w], anchor names, problems)``; play.py builds it from the Config, tests
+    pass their own. ``controls()`` makes the ``Controls`` (in the thread, after loading). ``record`` names a
+    folder to record into from the first frame. ``midi_status`` reports MIDI ports for the HUD; ``problems``
+    are shown on it from the start. ``config.frames`` and ``config.duration`` end the session by themselves.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        queue: EventQueue,
+        mailbox: Mailbox,
+        load: Callable[[Callable[[str], None]], tuple[Any, Any, torch.Tensor, list[str], list[str]]],
+        controls: Callable[[], Any],
+        record: str | None = None,
+        midi_status: Callable[[], dict[str, str]] = dict,
+        recorder_factory: Callable[..., Recorder] = Recorder,
+        problems: Sequence[str] = (),
+    ) -> None:
+        self.config = config
+        self.queue = queue
+        self.mailbox = mailbox
+        self._load = load
+        self._make_controls = controls
+        self._record_first = record
+        self.midi_status = midi_status
+        self.recorder_factory = recorder_factory
+        self.status = Status()
+        self.frames = 0  # frames published since playing began
+        self.recorder: Recorder | None = None
+        self.takes: list[Path] = []
+        self.failure: BaseException | None = None
+        self.finished = False  # the loop ended (stop, quit, limits or failure)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="render", daemon=True)
+        self._errors: collections.deque[str] = collections.deque(problems, maxlen=5)
+        self._history: list[dict[str, Any]] = []  # every applied event and mapping reload since the start
+        self._rendered: list[int] = []  # every frame number rendered since the start (for takes' pre-roll)
+        self._ui = {"hud": True, "help": False, "fullscreen": bool(getattr(config, "fullscreen", False))}
+        self._ui_version = 0
+        self._repeats = 0
+        self._quit = False
+        self._message = ""
+
+    # -- the other threads' side ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    @property
+    def quit_requested(self) -> bool:
+        return self._quit
+
+    # -- the thread ----------------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._publish_status("loading", "loading the decoder")
+            say = lambda text: self._publish_status("loading", text)  # noqa: E731
+            fast, full, anchors, names, problems = self._load(say)
+            self.anchor_names = list(names)
+            for problem in problems:
+                self._error(problem)
+            self.controls = self._make_controls()
+            out_size = self.out_size()
+            if fast.device.type != "cpu":
+                say(f"preparing the {fast.device.type} decoder (compiling: the first start takes a while)")
+            try:
+                self._frames_fn = gpu_frames(fast, out_size, self.config)
+            except Exception as exc:  # the plain path works everywhere; say why the fast one is off
+                self._frames_fn = None
+                self._error(f"accelerated decoding off: {type(exc).__name__}: {exc}")
+            cache = FrameCache(int(getattr(self.config, "frame_cache_mb", 256)) * 2**20)
+            self.decoding = Decoding(anchors, fast, full, out_size=out_size, seed=self.config.seed,
+                                     cache=cache, fast_frames=self._frames_fn)
+            self.performance = Performance(n_anchors=anchors.shape[0])
+            self._message = fast.notice or ""
+            self._loop()
+        except BaseException as exc:  # the display must say why the picture never came
+            self.failure = exc
+            log.exception("render thread failed")
+            self._publish_status("failed", f"render thread failed: {type(exc).__name__}: {exc}")
+        finally:
+            self._stop_recording()
+            if getattr(self, "_frames_fn", None) is not None:
+                self._frames_fn.close()
+            self.finished = True
+
+    def out_size(self) -> tuple[int, int]:
+        """(w, h) of the frames shown and recorded: ``config.out_size``, else the decode size."""
+        out = getattr(self.config, "out_size", "") or ""
+        if out:
+            from instrument.config import parse_size
+
+            return parse_size(out)
+        return tuple(self.config.size)
+
+    def _loop(self) -> None:
+        interval = 1.0 / self.config.fps
+        self.interval = interval
+        self.start_time = time.monotonic()
+        if self._record_first:
+            self._start_recording(Path(self._record_first))
+        n = 0
+        last_change = self.start_time
+        last_coords: Coords | None = None
+        controls_before: dict[str, Any] | None = None
+        frames_limit = int(getattr(self.config, "frames", 0) or 0)
+        end = self.start_time + float(getattr(self.config, "duration", 0.0) or 0.0)
+        while not self._stop.is_set() and not self._quit:
+            if frames_limit and self.frames >= frames_limit:
+                break
+            t = self.start_time + n * interval
+            if end > self.start_time and t >= end:
+                break
+            wait = t - time.monotonic()
+            if wait > 0 and self._stop.wait(wait):
+                break
+            events, pick = self._apply_controls(n, t)
+            controls = self.controls.values(t)
+            coords = self.performance.step(controls, t, pick)
+            self._rendered.append(n)
+            if events or coords != last_coords:
+                last_change = time.monotonic()
+            last_coords = coords
+            resting = time.monotonic() - last_change >= REST_SECONDS
+            shown = self._make_frame(n, t, coords, str(controls["decoder"]), events, resting)
+            # Spare time before the next frame: refine a still picture, else fill the cache ahead.
+            next_n = max(n + 1, math.floor((time.monotonic() - self.start_time) / interval))
+            deadline = self.start_time + next_n * interval
+            if resting and shown == "fast":
+                self._refine(n, t, coords)
+            self._prefetch(controls, controls_before, t, deadline)
+            self._publish_status("playing", self._message, coords)
+            controls_before = controls
+            n = next_n
+
+    def _apply_controls(self, n: int, t: float) -> tuple[list[ControlEvent], int | None]:
+        """Drain and apply events, reload the mapping if edited, advance the state to ``t``, run actions."""
+        events = self.queue.drain()
+        for event in events:
+            try:
+                self.controls.apply(event)
+            except Exception as exc:  # one bad event must not stop the instrument
+                self._error(f"event {event.message}: {exc}")
+        if events:
+            records = [event_to_json(e, n) for e in events]
+            self._history.extend(records)
+            if self.recorder is not None:
+                self.recorder.add_events(n, events)
+        reload = self.controls.poll()
+        if reload is not None:
+            kind, payload = reload
+            if kind == "error":
+                self._error(payload)
+            else:
+                record = {"n": n, "t": t, "mapping": payload, "file": str(self.controls.path)}
+                self._history.append(record)
+                if self.recorder is not None:
+                    self.recorder.add_record(record)
+                log.info("mapping reloaded: %s", self.controls.path)
+        self.controls.advance(t)
+        pick = None
+        for name, value in self.controls.pop_actions():
+            if name == "anchor":
+                pick = int(value)
+            elif name == "record":
+                self._toggle_recording()
+            elif name == "quit":
+                self._quit = True
+            elif name in self._ui:
+                self._ui[name] = bool(value)
+                self._ui_version += 1
+        return events, pick
+
+    def _make_frame(self, n: int, t: float, coords: Coords, which: str, events: list[ControlEvent],
+                    resting: bool) -> str | None:
+        """Make, publish and record frame ``n``; returns which decoder's picture is shown (None: failed).
+
+        The recorder always gets the picture of the chosen decoder (what a re-render at the same settings
+        makes); the screen gets the full decoder's refinement instead while the controls rest on it."""
+        try:
+            image = self.decoding.image(coords, which)
+        except Exception as exc:
+            self._error(f"frame failed: {type(exc).__name__}: {exc}")
+            if self.recorder is not None and self.recorder.active:  # the take's clock still ticked
+                self.recorder.add_frame(None, {"n": n, "t": t, "coords": coords.to_json(), "error": str(exc)})
+            return None
+        shown = self.decoding.key(coords, which)[1]
+        screen = image
+        refined = self.decoding.key(coords, "full")
+        if resting and shown == "fast" and refined[1] == "full" and refined in self.decoding.cache:
+            screen, shown = self.decoding.cache.get(refined), "full"
+        now = time.monotonic()
+        latency = now - min(e.time for e in events) if events else None
+        self.mailbox.put(Frame(n, t, screen, coords, shown, latency, now))
+        self.frames += 1
+        self._tick(now, latency)
+        if self.recorder is not None:
+            if self.recorder.active:
+                self.recorder.add_frame(image, {"n": n, "t": t, "coords": coords.to_json()})
+            elif self.recorder.error:
+                self._error(f"recording stopped: {self.recorder.error}")
+                self._stop_recording()
+        return shown
+
+    def _refine(self, n: int, t: float, coords: Coords) -> None:
+        """Redraw a still frame with the full decoder, if there is one."""
+        if self.decoding.full is None:
+            return
+        try:
+            image = self.decoding.image(coords, "full")
+        except Exception as exc:
+            self._error(f"full decode: {type(exc).__name__}: {exc}")
+            return
+        self.mailbox.put(Frame(n, t, image, coords, "full", None, time.monotonic()))
+
+    def _prefetch(self, controls: dict[str, Any], before: dict[str, Any] | None, t: float,
+                  deadline: float) -> None:
+        """Decode the next frames' coordinates ahead while there is time, continuing the controls' motion."""
+        # Twice a decode's time must be left before each one: a prefetch that runs late makes the next frame
+        # late, and a late frame skips past the frames that were fetched for it.
+        budget = self.decoding.decode_seconds * 2.0
+        if not budget or deadline - time.monotonic() < budget:
+            return
+        performance = self.performance.copy()
+        moving = dict(controls)
+        step = 0.0 if before is None else controls["position"] - before["position"]
+        ahead = []
+        for k in range(1, PREFETCH_AHEAD + 1):
+            moving["position"] = min(1.0, max(0.0, controls["position"] + step * k))
+            coords = performance.step(moving, t + k * self.interval)
+            if self.decoding.key(coords, "fast") not in self.decoding.cache and coords not in ahead:
+                ahead.append(coords)
+        # One frame per check of the clock. (Not the decoder's batches: a new batch shape recompiles the
+        # GPU pipeline for seconds, in the middle of playing.)
+        for coords in ahead[:PREFETCH_PER_FRAME]:
+            if deadline - time.monotonic() < budget or self._stop.is_set():
+                return
+            try:
+                self.decoding.image(coords, "fast")
+            except Exception:
+                return  # the frame itself will report it
+
+    # -- recording -----------------------------------------------------------------------------------------
+
+    def _toggle_recording(self) -> None:
+        if self.recorder is not None:
+            self._stop_recording()
+            return
+        root = Path(self._record_first) if self._record_first else Path(self.config.record_root)
+        if self._record_first:
+            folder = root.with_name(f"{root.name}-{len(self.takes) + 1}") if self.takes else root
+        else:
+            folder = root / time.strftime("take-%Y%m%d-%H%M%S")
+        self._start_recording(folder)
+
+    def _start_recording(self, folder: Path) -> None:
+        from safetensors.torch import save as save_tensors
+
+        if (folder / SIDECAR).exists():  # never mix two takes in one folder
+            base, k = folder, 2
+            while (folder := base.with_name(f"{base.name}-{k}")).exists():
+                k += 1
+            log.warning("%s already holds a take; recording into %s", base, folder)
+        anchors = save_tensors({"anchors": self.decoding.anchors.detach().float().cpu().contiguous()},
+                               metadata={"names": "\n".join(self.anchor_names)})
+        first = self._rendered[-1] + 1 if self._rendered else 0
+        sidecar = {
+            "format": "latent-instrument take",
+            "version": 1,
+            "settings": self.config.to_dict(),
+            "model": {
+                "fast": self.decoding.fast.label,
+                "full": self.decoding.full.label if self.decoding.full is not None else None,
+                "family": self.decoding.fast.family.name,
+                "notice": self.decoding.fast.notice,
+            },
+            "mapping": self.controls.describe(),
+            "anchors": self.anchor_names,
+            "clock": {"start": self.start_time, "interval": self.interval, "first_frame": first},
+            "preroll_frames": frame_ranges(self._rendered),
+            "out_size": list(self.decoding.out_size),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        self.recorder = self.recorder_factory(folder, sidecar, anchors=anchors, preroll=list(self._history))
+        self.recorder.start()
+        self.takes.append(folder)
+        log.info("recording into %s", folder)
+
+    def _stop_recording(self) -> None:
+        recorder, self.recorder = self.recorder, None
+        if recorder is not None:
+            recorder.stop()
+            if recorder.error:
+                self._error(f"recording stopped: {recorder.error}")
+            log.info("recording finished: %s", recorder.status())
+
+    # -- status --------------------------------------------------------------------------------------------
+
+    def _error(self, text: str) -> None:
+        # The same failure frame after frame is logged once (and counted), not thirty times a second.
+        if self._errors and self._errors[-1].split(" (x")[0] == text:
+            self._repeats += 1
+            self._errors[-1] = f"{text} (x{self._repeats + 1})"
+            return
+        log.error("%s", text)
+        self._repeats = 0
+        self._errors.append(text)
+
+    def _tick(self, now: float, latency: float | None) -> None:
+        last = getattr(self, "_last_publish", None)
+        self._last_publish = now
+        if last is not None and now > last:
+            # Average the intervals, not the rates: a burst of cached frames must not read as 200 fps.
+            step = getattr(self, "_step", None)
+            self._step = now - last if step is None else 0.9 * step + 0.1 * (now - last)
+            self._fps = 1 / self._step
+        if latency is not None:
+            self._latency = latency
+
+    def _publish_status(self, phase: str, message: str, coords: Coords | None = None) -> None:
+        decoding = getattr(self, "decoding", None)
+        controls = getattr(self, "controls", None)
+        recording = self.recorder.status() if self.recorder is not None else None
+        self.status = Status(
+            phase=phase,
+            message=message,
+            decoder=decoding.fast.label if decoding else "",
+            full_decoder=decoding.full.label if decoding and decoding.full is not None else None,
+            mapping=controls.name if controls is not None else "",
+            anchors=tuple(getattr(self, "anchor_names", ())),
+            frames=self.frames,
+            render_fps=getattr(self, "_fps", 0.0),  # from _tick
+            latency=getattr(self, "_latency", None),
+            where=describe(coords, getattr(self, "anchor_names", ())) if coords is not None else "",
+            recording=recording,
+            midi=tuple(self.midi_status().items()),
+            errors=tuple(self._errors),
+            keys=controls.keys() if controls is not None else (),
+            ui=tuple(self._ui.items()),
+            ui_version=self._ui_version,
+            quit=self._quit,
+        )

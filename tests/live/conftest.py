@@ -1,0 +1,47 @@
+"""Fixtures for the live tests: the shared taef2 pair and images, small anchors, a session loader."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+SHARED = Path(__file__).parents[2] / ".." / "shared"
+SIZE = 128  # small pictures keep the suite fast on two cores
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    if not (SHARED / "models" / "taef2_decoder.pth").exists():
+        pytest.skip(f"shared models and images not found at {SHARED.resolve()}")
+    return SHARED.resolve()
+
+
+@pytest.fixture(scope="session")
+def taef2(shared):
+    from instrument.decoders import load_autoencoder
+
+    return load_autoencoder(str(shared / "models" / "taef2_decoder.pth"), family="flux2", device="cpu",
+                            dtype="fp32")
+
+
+@pytest.fixture(scope="session")
+def anchor_latents(taef2, shared) -> torch.Tensor:
+    """dog and pastry encoded at SIZE: [2, 32, SIZE/8, SIZE/8]."""
+    from instrument.latent.anchors import load_anchors
+
+    images = [str(shared / "images" / "dog.png"), str(shared / "images" / "pastry.png")]
+    anchors, errors = load_anchors(images, taef2, (SIZE, SIZE), cache=None)
+    assert not errors
+    return torch.stack([a.latent for a in anchors])
+
+
+@pytest.fixture
+def session_loader(taef2, anchor_latents):
+    """A ``load`` for Renderer/Session: taef2 on the CPU with the two anchors, no full decoder."""
+
+    def load(say):
+        return taef2, None, anchor_latents.clone(), ["dog", "pastry"], []
+
+    return load

@@ -1,0 +1,210 @@
+"""The render thread with the real taef2 decoder: faults keep it playing, the cache makes laps free."""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from pathlib import Path
+
+import mido
+import numpy as np
+import torch
+
+from instrument.config import Config
+from instrument.events import ControlEvent, EventQueue
+from instrument.mailbox import Mailbox
+from instrument.mapping import parse_mapping
+from instrument.params import PARAMS
+from instrument.performance import Performance
+from instrument.recorder import Recorder, atomic_write
+from instrument.render import Controls, Decoding, FrameCache
+
+from .conftest import SIZE
+
+MAPPING = """
+version: 1
+name: test
+controls:
+  - {cc: 1, param: position}
+  - {cc: 2, param: record, action: toggle}
+notes:
+  - {notes: 60-61, anchor: 0, behaviour: jump}
+"""
+
+
+def wait_for(condition, timeout=20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def make_renderer(load, tmp_path, **kwargs):
+    from instrument.render import Renderer
+
+    mapping, errors = parse_mapping(MAPPING, "test.yaml")
+    assert not errors
+    queue, mailbox = EventQueue(), Mailbox()
+    config = Config(size=(SIZE, SIZE), fps=20, record_root=str(tmp_path / "takes"), full_model="none")
+    renderer = Renderer(config, queue=queue, mailbox=mailbox, load=load,
+                        controls=lambda: Controls(mapping, queue=queue), **kwargs)
+    return renderer, queue, mailbox
+
+
+def cc(control, value):
+    message = mido.Message("control_change", control=control, value=value)
+    return ControlEvent(time.monotonic(), "test", message)
+
+
+def test_a_nan_frame_never_reaches_the_mailbox(session_loader, taef2, tmp_path, monkeypatch):
+    renderer, queue, mailbox = make_renderer(session_loader, tmp_path)
+    renderer.start()
+    try:
+        assert wait_for(lambda: mailbox.count > 0)
+        good = mailbox.peek()
+        monkeypatch.setattr(taef2, "decode_fn", lambda z: torch.full((1, 3, SIZE, SIZE), float("nan")))
+        queue.put(cc(1, 127))  # a new point, so the frame cache cannot answer
+        assert wait_for(lambda: any("NonFiniteDecode" in e for e in renderer.status.errors))
+        count = mailbox.count
+        time.sleep(0.3)
+        assert mailbox.count == count  # nothing published while the decoder gives NaN
+        assert mailbox.peek() is good or mailbox.peek().coords.s == 0.0  # the last good frame stays
+        assert renderer.is_alive()
+        monkeypatch.undo()
+        queue.put(cc(1, 64))
+        assert wait_for(lambda: mailbox.count > count)  # and it plays on once decoding works again
+    finally:
+        renderer.stop()
+        renderer.join(5)
+    assert not renderer.is_alive() and renderer.failure is None
+
+
+def test_a_full_disk_stops_recording_while_play_goes_on(session_loader, tmp_path):
+    def full_disk(path: Path, data: bytes) -> None:
+        if path.suffix == ".png":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        atomic_write(path, data)
+
+    def recorder(folder, sidecar, **kwargs):
+        return Recorder(folder, sidecar, write_file=full_disk, **kwargs)
+
+    renderer, queue, mailbox = make_renderer(session_loader, tmp_path, recorder_factory=recorder,
+                                             record=str(tmp_path / "take"))
+    renderer.start()
+    try:
+        assert wait_for(lambda: any("No space left" in e for e in renderer.status.errors))
+        assert wait_for(lambda: renderer.recorder is None)  # the take is closed
+        count = mailbox.count
+        assert wait_for(lambda: mailbox.count > count + 3)  # frames keep coming
+        queue.put(cc(2, 127))  # the record control starts a new take, which fails the same way
+        assert wait_for(lambda: len(renderer.takes) == 2)
+    finally:
+        renderer.stop()
+        renderer.join(5)
+    assert renderer.failure is None
+
+
+def test_an_unwritable_record_folder_is_reported(session_loader, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    renderer, _, mailbox = make_renderer(session_loader, tmp_path, record=str(blocker / "take"))
+    renderer.start()
+    try:
+        assert wait_for(lambda: any("recording stopped" in e for e in renderer.status.errors))
+        count = mailbox.count
+        assert wait_for(lambda: mailbox.count > count + 3)
+    finally:
+        renderer.stop()
+        renderer.join(5)
+
+
+def test_a_loops_second_lap_decodes_nothing(taef2, anchor_latents):
+    decoding = Decoding(anchor_latents, taef2, None, out_size=(SIZE, SIZE), seed=0, cache=FrameCache())
+    performance = Performance(n_anchors=2)
+    values = {name: p.default for name, p in PARAMS.items()} | {"tempo": 240.0, "beat": 0.0,
+                                                                 "speed": 1.0, "path": "loop"}
+    # 240 bpm: one bar (one lap at speed 1) per second; 12 frames per lap.
+    first = [decoding.image(performance.step(values, n / 12)) for n in range(12)]
+    misses = decoding.cache.misses
+    second = [decoding.image(performance.step(values, n / 12)) for n in range(12, 24)]
+    assert decoding.cache.misses == misses == 12
+    assert all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
+    assert second[0].shape == (SIZE, SIZE, 3) and second[0].dtype == np.uint8
+
+
+def test_frames_are_resized_on_the_device(taef2, anchor_latents):
+    decoding = Decoding(anchor_latents, taef2, None, out_size=(200, 100), seed=0)
+    performance = Performance(n_anchors=2)
+    values = {name: p.default for name, p in PARAMS.items()} | {"tempo": 120.0, "beat": 0.0}
+    assert decoding.image(performance.step(values, 0.0)).shape == (100, 200, 3)
+
+
+def test_resting_controls_get_the_full_decoder_and_recording_keeps_the_fast_frames(taef2, anchor_latents,
+                                                                                     tmp_path):
+    from instrument.decoders import load_autoencoder
+
+    full = load_autoencoder(str(Path(taef2.source)), family="flux2", device="cpu", dtype="fp32")
+    full.label = "second decoder"
+
+    def load(say):
+        return taef2, full, anchor_latents.clone(), ["dog", "pastry"], []
+
+    renderer, queue, mailbox = make_renderer(load, tmp_path, record=str(tmp_path / "take"))
+    renderer.start()
+    try:
+        assert wait_for(lambda: (mailbox.peek() is not None and mailbox.peek().decoder == "full"))
+        assert renderer.status.full_decoder == "second decoder"
+        queue.put(cc(1, 100))  # moving again: fast frames until the controls rest
+        assert wait_for(lambda: mailbox.peek().decoder == "fast" and mailbox.peek().coords.s > 0.5)
+        assert wait_for(lambda: mailbox.peek().decoder == "full" and mailbox.peek().coords.s > 0.5)
+    finally:
+        renderer.stop()
+        renderer.join(5)
+    from instrument.recorder import FRAMES, read_jsonl
+
+    assert len(read_jsonl(tmp_path / "take" / FRAMES)) > 5
+
+
+def press(queue, control):
+    """A button CC: pressed, then released once the render thread has seen the press."""
+    queue.put(cc(control, 127))
+    time.sleep(0.2)
+    queue.put(cc(control, 0))
+
+
+def test_a_take_started_mid_session_re_renders_exactly(session_loader, taef2, tmp_path):
+    """The record control starts a take after the performer has already moved: the re-render replays the
+    pre-roll (events and frame times before the take) and lands on the same coordinates."""
+    from instrument.recorder import FRAMES, read_jsonl
+    from instrument.replay import rerender
+
+    renderer, queue, mailbox = make_renderer(session_loader, tmp_path)
+    renderer.start()
+    try:
+        assert wait_for(lambda: mailbox.count > 0)
+        for value in (20, 60, 90):  # moves before the take
+            queue.put(cc(1, value))
+            time.sleep(0.15)
+        press(queue, 2)  # record on
+        assert wait_for(lambda: renderer.recorder is not None)
+        for value in (40, 10, 127):
+            queue.put(cc(1, value))
+            time.sleep(0.15)
+        queue.put(ControlEvent(time.monotonic(), "test", mido.Message("note_on", note=61, velocity=90)))
+        time.sleep(0.3)
+        press(queue, 2)  # record off
+        assert wait_for(lambda: renderer.recorder is None)
+    finally:
+        renderer.stop()
+        renderer.join(5)
+    take = renderer.takes[0]
+    live = read_jsonl(take / FRAMES)
+    assert len(live) > 5 and live[0]["n"] > 0
+    result = rerender(take, load=lambda config: (taef2, None), progress=False)
+    again = read_jsonl(result.folder / FRAMES)
+    assert result.mismatches == 0
+    assert [f["coords"] for f in again] == [f["coords"] for f in live]
+    assert len({f["coords"]["s"] for f in live}) > 2 and live[-1]["coords"]["home"] == 1
