@@ -8,12 +8,11 @@ reported, never fatal. ``--download`` fetches the family's default models once, 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import platform
-import sys
 
 from instrument.config import Config
+from instrument.midi.listener import quiet_stderr
 
 
 def configure_doctor(parser: argparse.ArgumentParser) -> None:
@@ -101,24 +100,6 @@ def midi_report() -> None:
                 line(f"{name} {kind}", f"unavailable ({type(e).__name__}: {e})")
                 break
             line(f"{name} {kind}", ", ".join(ports) if ports else "no ports")
-
-
-@contextlib.contextmanager
-def quiet_stderr():
-    """Silence file descriptor 2 (C libraries write there directly), restoring it afterwards."""
-    sys.stderr.flush()
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def display_report() -> None:

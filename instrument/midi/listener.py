@@ -92,6 +92,7 @@ def api_label(api: str) -> str:
 def quiet_stderr() -> Iterator[None]:
     """Silence C-level stderr: ALSA and libjack print several lines when their system is missing, and the
     exception says it better."""
+    sys.stderr.flush()  # what Python has buffered still belongs on the real stderr
     try:
         saved = os.dup(2)
     except OSError:
