@@ -61,6 +61,11 @@ class Config:
     record_root: str = field(default="recordings", metadata={"help": "where takes started live are written"})
     duration: float = field(default=0.0, metadata={"help": "stop after this many seconds of play (0: never)"})
     frames: int = field(default=0, metadata={"help": "stop after this many frames (0: never)"})
+    # Lab in live play (instrument.lab.live): atlas mode and anchor banks.
+    atlas: str = field(default="", metadata={"help": "atlas folder (from `latent-instrument atlas`) for "
+                                             "atlas mode; default: charted from the anchors when turned on"})
+    bank_size: int = field(default=12, metadata={"help": "anchors per bank: anchor i of bank b (program "
+                                                 "change) is anchor b*N+i; 0: no banks"})
     # Speed (instrument.accel, instrument.framecache): "auto" takes the best measured for the device
     # (benchmarks/README.md); each switch can turn off a default that misbehaves on some machine.
     channels_last: str = field(default="auto", metadata={"help": "channels-last decoder layout: auto, on, "

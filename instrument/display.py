@@ -247,6 +247,7 @@ class Display:
             lines.append((status.where, _DIM_COLOUR))
         if status.message and status.phase == "playing":
             lines.append((status.message, _WARN_COLOUR))
+        lines.extend((line, _HUD_COLOUR) for line in status.lab)
         if status.recording:
             lines.append(("REC  " + status.recording, _REC_COLOUR))
         if status.midi:
@@ -258,6 +259,10 @@ class Display:
 
     def _draw_hud(self, status: Status) -> None:
         self._draw_panel(self._hud_lines(status), (10, 10))
+        if status.minimap is not None:  # the atlas and its cursor, top right
+            image = np.ascontiguousarray(status.minimap)
+            surface = pygame.image.frombuffer(image.tobytes(), (image.shape[1], image.shape[0]), "RGB")
+            self.surface.blit(surface, (self.surface.get_width() - image.shape[1] - 10, 10))
 
     def _draw_help(self, status: Status) -> None:
         """Two columns, key and what it does: the window's own keys, then the mapping's."""

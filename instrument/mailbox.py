@@ -91,3 +91,5 @@ class Status:
     ui: tuple[tuple[str, bool], ...] = ()  # hud, help, fullscreen as the controls set them
     ui_version: int = 0  # changes when the controls change `ui`
     quit: bool = False  # the controls asked to stop
+    lab: tuple[str, ...] = ()  # atlas, pacing, bank and stretch lines (instrument.lab.live)
+    minimap: np.ndarray | None = None  # [160, 160, 3] uint8 atlas map with the cursor, in atlas mode

@@ -16,6 +16,12 @@ loop. ``travel`` grows by ``speed`` path lengths per bar at the tempo. Picking a
 ``origin`` so that ``s`` lands on that anchor, and the picture glides there from where it was, along a
 straight (SLERP) line, with an ease-in-out over ``transition`` seconds (the mapping sets it per note, from
 velocity; 0 jumps), ending on a beat when ``sync`` is on. The position fader then moves from there.
+
+Lab controls (instrument.lab.live measures and installs what they need; a take logs it, so replay agrees):
+``bank`` shifts a picked anchor index by ``bank * bank_size``; ``pacing`` re-times path travel (per segment,
+so anchors stay where they are) and glides through ``tables`` of measured pixel arc length, and keeps the
+eased, unpaced timing while a table it needs is missing (listed in ``wanted``); ``atlas`` (once
+``atlas_ready``) puts the frame at the atlas cursor instead of on the path.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -64,6 +70,9 @@ class Coords:
     home: int = 0  # index of the picked anchor: what locks hold
     lock_channels: int = 0
     lock_region: str = "none"
+    atlas: bool = False  # at the atlas cursor (atlas_x, atlas_y in [0, 1]) instead of on the path
+    atlas_x: float = 0.0
+    atlas_y: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -78,6 +87,24 @@ def anchor_position(k: int, n_anchors: int, loop: bool) -> float:
     if n_anchors <= 1:
         return 0.0
     return k / n_anchors if loop else k / (n_anchors - 1)
+
+
+def bank_anchor(anchor: int, bank: int, bank_size: int, n_anchors: int) -> tuple[int, bool]:
+    """Anchor ``anchor`` of bank ``bank`` -> (index into the anchors, wrapped). Banks of ``bank_size`` anchors
+    (0: no banks) start at ``bank * bank_size``; an index past the last anchor wraps round (wrapped True)."""
+    k = int(anchor) + (int(bank) * bank_size if bank_size > 0 else 0)
+    n = max(1, n_anchors)
+    return k % n, k >= n
+
+
+def path_key(kind: str) -> str:
+    """Pacing-table key of the whole path of this kind (``walk`` wanders around the slerp path)."""
+    return f"path {'slerp' if kind == 'walk' else kind}"
+
+
+def glide_key(kind: str, start: float, end: float) -> str:
+    """Pacing-table key of the glide from path position ``start`` to ``end`` (a SLERP between them)."""
+    return f"glide {'slerp' if kind == 'walk' else kind} {round(start, 9)!r} {round(end, 9)!r}"
 
 
 def fold(s: float, loop: bool) -> float:
@@ -108,6 +135,12 @@ class Performance:
     last_t: float | None = None
     last_s: float = 0.0
     frozen: Coords | None = None
+    bank_size: int = 0  # anchors per bank (0: banks off)
+    glide_to: float = 0.0  # path position the current glide was aimed at (keys its pacing table)
+    atlas_ready: bool = False  # an atlas is installed: the `atlas` toggle may use it
+    tables: dict[str, Any] = field(default_factory=dict)  # pacing tables by key, shared by copies
+    wanted: tuple[str, ...] = ()  # keys of tables the last step would have used but lacked
+    wrapped: str = ""  # the last bank pick that ran past the anchors, in words
 
     def copy(self) -> Performance:
         return dataclasses.replace(self)
@@ -115,6 +148,7 @@ class Performance:
     def step(self, controls: Mapping[str, Any], t: float, pick: int | None = None) -> Coords:
         dt = 0.0 if self.last_t is None else max(0.0, t - self.last_t)
         self.last_t = t
+        self.wanted = ()
         if controls["freeze"] and self.frozen is not None:
             # Hold the picture and its clocks: unfreezing continues where freezing stopped.
             self.glide_start += dt
@@ -132,12 +166,37 @@ class Performance:
             self.home = int(controls["anchor"]) % n
             self.origin = anchor_position(self.home, n, loop)
         elif pick is not None:
-            self._pick(int(pick) % n, controls, t, loop, position)
+            bank = int(controls.get("bank", 0))
+            k, wrapped = bank_anchor(int(pick), bank, self.bank_size, n)
+            if wrapped:
+                asked = int(pick) + bank * self.bank_size
+                self.wrapped = f"bank {bank} anchor {int(pick)} is #{asked}, but there are {n} anchors: #{k}"
+            self._pick(k, controls, t, loop, position)
 
-        s = _q(fold(self.origin + position + self.travel, loop), S_STEP)
+        pacing = bool(controls.get("pacing")) and self.n_anchors > 1
+        wanted = []
+        s = fold(self.origin + position + self.travel, loop)
+        if pacing:
+            table = self.tables.get(path_key(path))
+            if table is None:
+                wanted.append(path_key(path))
+            else:
+                s = float(table(s))
+        s = _q(s, S_STEP)
+        if pick is not None:
+            self.glide_to = s
         glide = 1.0
         if t < self.glide_end:
-            glide = _q(ease((t - self.glide_start) / (self.glide_end - self.glide_start)), GLIDE_STEP)
+            u = (t - self.glide_start) / (self.glide_end - self.glide_start)
+            eased = ease(u)
+            if pacing:  # constant picture change instead of the ease
+                table = self.tables.get(glide_key(path, self.glide_from, self.glide_to))
+                if table is None:
+                    wanted.append(glide_key(path, self.glide_from, self.glide_to))
+                else:
+                    eased = float(table(min(1.0, max(0.0, u))))
+            glide = _q(eased, GLIDE_STEP)
+        self.wanted = tuple(wanted)
         self.last_s = s if glide >= 1.0 else self.glide_from + (s - self.glide_from) * glide
         noise = float(controls["noise"]) + (WALK_FLOOR if path == "walk" else 0.0)
         noise = _q(noise, AMOUNT_STEP)
@@ -154,6 +213,10 @@ class Performance:
             lock_channels=int(controls["lock_channels"]),
             lock_region=str(controls["lock_region"]),
         )
+        if controls.get("atlas") and self.atlas_ready:
+            coords = dataclasses.replace(coords, atlas=True, glide_from=0.0, glide=1.0,
+                                         atlas_x=_q(float(controls["atlas_x"]), AMOUNT_STEP),
+                                         atlas_y=_q(float(controls["atlas_y"]), AMOUNT_STEP))
         self.frozen = coords if controls["freeze"] else None
         return coords
 
@@ -171,14 +234,21 @@ class Performance:
         self.glide_start, self.glide_end = t, end
 
 
-def latent_at(anchors: torch.Tensor, coords: Coords, *, seed: int = 0, std: float = 1.0) -> torch.Tensor:
+def latent_at(anchors: torch.Tensor, coords: Coords, *, seed: int = 0, std: float = 1.0,
+              atlas: Any = None) -> torch.Tensor:
     """Anchors [N, C, h, w] (diffusion space) and coordinates -> the frame's latent [C, h, w].
 
     Works on the anchors' device and dtype. ``seed`` seeds the random walk; ``std`` is the family's latent
-    std (noise and offsets are measured in it).
+    std (noise and offsets are measured in it). ``atlas`` (an ``instrument.lab.atlas.Atlas``) places
+    coordinates with ``atlas`` set; it must be given for them.
     """
     kind = "slerp" if coords.path == "walk" else coords.path
-    if anchors.shape[0] == 1:
+    if coords.atlas:
+        if atlas is None:
+            raise ValueError("atlas coordinates, but no atlas is loaded")
+        latent = atlas.from_map(coords.atlas_x, coords.atlas_y).to(anchors.device, anchors.dtype)
+        start = latent
+    elif anchors.shape[0] == 1:
         latent = anchors[0]
         start = anchors[0]
     else:

@@ -214,6 +214,7 @@ class Decoding:
         self.std = fast.family.latent_std
         self.cache = cache if cache is not None else FrameCache()
         self.fast_frames = fast_frames  # latent [C, h, w] -> [h, w, 3] uint8 at out_size (gpu_frames)
+        self.atlas = None  # lab.atlas.Atlas for coordinates in atlas mode (set by lab.live.LiveLab)
         self.decode_seconds = 0.0  # running estimate for one fast decode
 
     def decoder(self, which: str):
@@ -242,7 +243,7 @@ class Decoding:
 
         ae = self.decoder(which)
         with torch.inference_mode():
-            latent = latent_at(self.anchors, coords, seed=self.seed, std=self.std)
+            latent = latent_at(self.anchors, coords, seed=self.seed, std=self.std, atlas=self.atlas)
             if ae is self.fast and self.fast_frames is not None:
                 return self.fast_frames(latent)
             pixels = ae.decode(latent[None])
@@ -341,7 +342,9 @@ class Renderer:
             cache = FrameCache(int(getattr(self.config, "frame_cache_mb", 256)) * 2**20)
             self.decoding = Decoding(anchors, fast, full, out_size=out_size, seed=self.config.seed,
                                      cache=cache, fast_frames=self._frames_fn)
-            self.performance = Performance(n_anchors=anchors.shape[0])
+            self.performance = Performance(n_anchors=anchors.shape[0],
+                                           bank_size=int(getattr(self.config, "bank_size", 0)))
+            self.lab = self._make_lab(fast)
             self._message = fast.notice or ""
             self._loop()
         except BaseException as exc:  # the display must say why the picture never came
@@ -386,7 +389,7 @@ class Renderer:
                 break
             events, pick = self._apply_controls(n, t)
             controls = self.controls.values(t)
-            coords = self.performance.step(controls, t, pick)
+            coords = self.lab.step(controls, t, pick, n)
             self._rendered.append(n)
             if events or coords != last_coords:
                 last_change = time.monotonic()
@@ -398,8 +401,9 @@ class Renderer:
             deadline = self.start_time + next_n * interval
             if resting and shown == "fast":
                 self._refine(n, t, coords)
+            self.lab.after_frame(coords, resting)
             self._prefetch(controls, controls_before, t, deadline)
-            self._publish_status("playing", self._message, coords)
+            self._publish_status("playing", self._message, coords, controls)
             controls_before = controls
             n = next_n
 
@@ -552,12 +556,16 @@ class Renderer:
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         self.recorder = self.recorder_factory(folder, sidecar, anchors=anchors, preroll=list(self._history))
+        self.lab.take_folder = folder
+        self.lab.save_take(folder)
         self.recorder.start()
         self.takes.append(folder)
         log.info("recording into %s", folder)
 
     def _stop_recording(self) -> None:
         recorder, self.recorder = self.recorder, None
+        if getattr(self, "lab", None) is not None:
+            self.lab.take_folder = None
         if recorder is not None:
             recorder.stop()
             if recorder.error:
@@ -587,8 +595,27 @@ class Renderer:
         if latency is not None:
             self._latency = latency
 
-    def _publish_status(self, phase: str, message: str, coords: Coords | None = None) -> None:
+    def _make_lab(self, fast):
+        """The lab's side of the session (atlas, pacing, stretch: instrument.lab.live)."""
+        from instrument.lab.live import LiveLab
+
+        lab = LiveLab(self.performance, self.decoding, self.anchor_names, decode=fast.decode,
+                      log_record=self._log_record, error=self._error, seed=self.config.seed)
+        if getattr(self.config, "atlas", ""):
+            lab.load_atlas(self.config.atlas)
+        return lab
+
+    def _log_record(self, record: dict[str, Any]) -> None:
+        """A record for the control stream beside the events (what replay needs to agree)."""
+        self._history.append(record)
+        if self.recorder is not None:
+            self.recorder.add_record(record)
+
+    def _publish_status(self, phase: str, message: str, coords: Coords | None = None,
+                        values: dict[str, Any] | None = None) -> None:
         decoding = getattr(self, "decoding", None)
+        lab = getattr(self, "lab", None)
+        lab_lines, minimap = lab.hud(coords, values) if lab is not None else ((), None)
         controls = getattr(self, "controls", None)
         recording = self.recorder.status() if self.recorder is not None else None
         self.status = Status(
@@ -609,4 +636,6 @@ class Renderer:
             ui=tuple(self._ui.items()),
             ui_version=self._ui_version,
             quit=self._quit,
+            lab=lab_lines,
+            minimap=minimap,
         )

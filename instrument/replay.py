@@ -184,6 +184,8 @@ def rerender(folder: str | Path, *, decoder: str = "fast", fps: float | None = N
     from safetensors import safe_open
     from tqdm import tqdm
 
+    from instrument.lab.atlas import AtlasError
+    from instrument.lab.live import LiveLab
     from instrument.mapping import parse_mapping
     from instrument.render import Controls, Decoding, gpu_frames
 
@@ -208,7 +210,8 @@ def rerender(folder: str | Path, *, decoder: str = "fast", fps: float | None = N
     frames_fn = gpu_frames(fast, out_size, config)  # the same fast path as live, so the same pictures
     decoding = Decoding(anchors, fast, full, out_size=out_size, seed=config.seed, fast_frames=frames_fn)
     controls = Controls(mapping)
-    performance = Performance(n_anchors=anchors.shape[0])
+    performance = Performance(n_anchors=anchors.shape[0], bank_size=config.bank_size)
+    lab = LiveLab(performance, decoding, sidecar.get("anchors", []))  # installs what the take logged
 
     ticks = timeline(sidecar, frames, events, fps)
     out = Path(out) if out else folder / f"render-{decoder}"
@@ -221,6 +224,11 @@ def rerender(folder: str | Path, *, decoder: str = "fast", fps: float | None = N
             for record in tick.records:
                 if "mapping" in record:
                     controls.use_text(record["mapping"], record.get("file", "<mapping>"))
+                elif "pacing" in record or "atlas" in record:
+                    try:
+                        lab.apply(record, folder)
+                    except AtlasError as exc:
+                        raise TakeError(f"the take's atlas: {exc}") from None
                 else:
                     controls.apply(event_from_json(record))
             controls.advance(tick.t)
