@@ -63,6 +63,8 @@ class Controls:
         from instrument.midi.clock import MidiClock
 
         self.state = ControlState(clock=MidiClock())
+        for name, value in mapping.initial:  # where the mapping says a session starts
+            self.state.set(name, value, 0.0)
         self.engine = MappingEngine(mapping, self.state)
         self.queue = queue
         # Watch the file asked for, even when it was broken at the start and ``mapping`` is a fallback.

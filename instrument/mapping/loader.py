@@ -36,7 +36,8 @@ from instrument.mapping.model import (
 )
 from instrument.params import PARAMS, Param
 
-TOP_KEYS = ("version", "name", "description", "ports", "tempo", "controls", "notes", "keys", "pointer")
+TOP_KEYS = ("version", "name", "description", "ports", "tempo", "initial", "controls", "notes", "keys",
+            "pointer")
 CONTROL_KEYS = SOURCES + ("lsb", "channel", "param", "range", "curve", "points", "invert", "smoothing",
                           "takeover", "relative", "step", "action", "value", "mode", "bits", "label")
 NOTE_KEYS = ("notes", "channel", "anchor", "behaviour", "glide", "label")
@@ -555,6 +556,27 @@ def _ports(top: _Entry) -> tuple[str, ...] | None:
                     "(parts of the names that `latent-instrument ports` lists)")
 
 
+def _initial(top: _Entry) -> tuple[tuple[str, Any], ...]:
+    """``initial: {speed: 0.05, noise: 0.1}``: where the parameters start when a session starts."""
+    if not top.has("initial"):
+        return ()
+    settable = tuple(name for name, p in PARAMS.items() if p.kind != "trigger")
+    entry = _Entry(top.file, top.raw("initial"), "initial", top.lines.get("initial", top.line), settable)
+    values = []
+    for name in entry.data:
+        p = PARAMS[name]
+        if p.kind == "continuous":
+            value: Any = entry.number(name, None, p.low, p.high)
+        elif p.kind == "integer":
+            value = entry.integer(name, int(p.low), int(p.high))
+        elif p.kind == "choice":
+            value = entry.choice(name, p.choices)
+        else:
+            value = entry.boolean(name)
+        values.append((name, value))
+    return tuple(values)
+
+
 def _tempo(top: _Entry) -> tuple[str, float | None]:
     v = top.raw("tempo", "clock")
     if v == "clock":
@@ -647,6 +669,7 @@ def parse_mapping(text: str, file: str = "<mapping>") -> tuple[Mapping | None, l
     fields: dict[str, Any] = {}
     for key, read in (("name", lambda: top.text("name")), ("description", lambda: top.text("description")),
                       ("ports", lambda: _ports(top)), ("tempo", lambda: _tempo(top)),
+                      ("initial", lambda: _initial(top)),
                       ("pointer", lambda: _pointer(file, top))):
         try:
             fields[key] = read()

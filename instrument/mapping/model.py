@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 CURVES = ("linear", "exponential", "logarithmic", "points")
 TAKEOVERS = ("jump", "pickup", "scale")
@@ -169,6 +170,7 @@ class Mapping:
     ports: tuple[str, ...] | None = None
     tempo: str = "clock"
     bpm: float | None = None
+    initial: tuple[tuple[str, Any], ...] = ()  # (param, value) pairs a session starts with
     controls: tuple[Control, ...] = ()
     notes: tuple[NoteRange, ...] = ()
     keys: tuple[KeyBinding, ...] = ()

@@ -128,6 +128,8 @@ def dump_mapping(m: Mapping, header: str = "") -> str:
         out.append(f"tempo: {{source: clock, bpm: {_number(m.bpm)}}}")
     else:
         out.append("tempo: clock")
+    if m.initial:
+        out.append(f"initial: {_flow(dict(m.initial))}")
     for title, items, entry in (("controls", m.controls, control_entry), ("notes", m.notes, _note_entry),
                                 ("keys", m.keys, _key_entry)):
         if items:

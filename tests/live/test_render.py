@@ -208,3 +208,14 @@ def test_a_take_started_mid_session_re_renders_exactly(session_loader, taef2, tm
     assert result.mismatches == 0
     assert [f["coords"] for f in again] == [f["coords"] for f in live]
     assert len({f["coords"]["s"] for f in live}) > 2 and live[-1]["coords"]["home"] == 1
+
+
+def test_a_mapping_initial_section_sets_where_a_session_starts():
+    """keyboard.yaml starts the picture moving round a loop: something alive before any key is pressed."""
+    from instrument.mapping import KEYBOARD_MAPPING, load_mapping
+    from instrument.render import Controls
+
+    controls = Controls(load_mapping(KEYBOARD_MAPPING))
+    controls.state.advance(1.0)
+    assert controls.state.value("path") == "loop"
+    assert controls.state.value("speed") == dict(controls.mapping.initial)["speed"] > 0
