@@ -96,7 +96,8 @@ class Config:
             flag = "--" + f.name.replace("_", "-")
             help_text = f"{f.metadata.get('help', '')} (default: {f.default})"
             if f.type in ("bool", bool):
-                group.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=help_text)
+                group.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default,
+                                   help=help_text)
             elif f.type in ("tuple[int, int]", tuple[int, int]):
                 group.add_argument(flag, type=parse_size, default=f.default, help=help_text)
             else:
@@ -105,4 +106,5 @@ class Config:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Config:
-        return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)})
+        names = [f.name for f in dataclasses.fields(cls)]
+        return cls(**{name: getattr(args, name) for name in names if hasattr(args, name)})
