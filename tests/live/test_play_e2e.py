@@ -103,7 +103,8 @@ def test_sweep_moves_from_a_to_b_and_a_note_goes_back(take, taef2):
     assert sidecar["anchors"] == ["dog", "pastry"] and sidecar["model"]["family"] == "flux2"
     assert sidecar["mapping"]["text"].startswith("#") and sidecar["settings"]["size"] == [SIZE, SIZE]
     frames = read_jsonl(take / FRAMES)
-    assert sidecar["frames_written"] == sum(f["file"] is not None for f in frames) > 30
+    # How many frames a 2-core CPU renders in the take varies with load; the sweep checks below need ~10.
+    assert sidecar["frames_written"] == sum(f["file"] is not None for f in frames) > 15
     events = read_jsonl(take / EVENTS)
     cc_frames = [e["n"] for e in events if e.get("midi", "").startswith("B0 01")]
     note_frame = next(e["n"] for e in events if e.get("midi", "").startswith("90 3C"))

@@ -1,0 +1,190 @@
+"""accel.FastDecoder gives the plain decode's picture (CPU; CUDA too where present), in every mode."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from instrument.accel import AccelOptions, FastDecoder, accelerate, make_frame_fn, options_from_config
+from instrument.config import Config
+from instrument.decoders import Autoencoder, get_family, random_autoencoder
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def reference(ae, latent: torch.Tensor, out_hw: tuple[int, int]) -> np.ndarray:
+    """Plain path in fp32: Autoencoder.decode, resize, uint8."""
+    with torch.no_grad():
+        x = ae.decode(latent[None]).float()
+        if tuple(x.shape[-2:]) != out_hw:
+            x = F.interpolate(x, size=out_hw, mode="bilinear", align_corners=False, antialias=True)
+        return (x[0].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+
+def close(a: np.ndarray, b: np.ndarray, tol: int) -> bool:
+    return a.shape == b.shape and a.dtype == np.uint8 and int(np.abs(a.astype(int) - b).max()) <= tol
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("arch", ["taesd", "kl"])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_frame_equals_plain_decode(device, arch, channels_last):
+    ae = random_autoencoder(arch, device=device, dtype="fp32")
+    latent = torch.randn(ae.latent_shape((64, 64)))
+    want = reference(ae, latent, (64, 64))
+    fd = FastDecoder(ae, (64, 64), AccelOptions(channels_last=channels_last))
+    try:
+        got = fd(latent)
+        assert close(got, want, 1), np.abs(got.astype(int) - want).max()
+        assert got.flags.c_contiguous and fd.frames == 1
+    finally:
+        fd.close()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_resize_on_device_and_two_phase(device):
+    ae = random_autoencoder("taesd", device=device, dtype="fp32")
+    latents = [torch.randn(ae.latent_shape((64, 64))) for _ in range(2)]
+    fd = FastDecoder(ae, (40, 32), AccelOptions(background=device == "cpu"), size=(64, 64))
+    try:
+        fd.launch(latents[0])
+        fd.launch(latents[1].to(device))
+        assert fd.in_flight == 2
+        with pytest.raises(RuntimeError):
+            fd.launch(latents[0])  # two in flight at most
+        first, second = fd.collect(), fd.collect()
+        assert not fd.ready() and fd.in_flight == 0
+        for got, z in [(first, latents[0]), (second, latents[1])]:
+            assert got.shape == (32, 40, 3)
+            assert close(got, reference(ae, z, (32, 40)), 2)
+        batch = fd.decode_batch(torch.stack(latents))
+        assert batch.shape == (2, 32, 40, 3)
+        assert close(batch[1], second, 2)
+    finally:
+        fd.close()
+
+
+def test_background_decode_does_not_block_launch():
+    ae = random_autoencoder("taesd", device="cpu", dtype="fp32")
+    fd = FastDecoder(ae, (64, 64), AccelOptions(background=True))
+    try:
+        fd.launch(torch.randn(ae.latent_shape((64, 64))))
+        for _ in range(2000):
+            if fd.ready():
+                break
+            time.sleep(0.005)
+        assert fd.ready()
+        assert fd.collect().shape == (64, 64, 3)
+    finally:
+        fd.close()
+
+
+class NaNInHalf(nn.Module):
+    """A decoder that overflows in reduced precision only: stands in for fp16 trouble."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 3 * 64, 1)
+        self.up = nn.PixelShuffle(8)
+
+    def forward(self, x):
+        y = self.up(self.conv(x))
+        if x.dtype != torch.float32:
+            y = y * float("nan")
+        return y
+
+
+def test_non_finite_frame_falls_back_to_fp32():
+    ae = Autoencoder(NaNInHalf(), None, family=get_family("sd15"), label="nan test", arch="taesd",
+                     dtype=torch.bfloat16)
+    latent = torch.randn(4, 8, 8)
+    fd = FastDecoder(ae, (64, 64), AccelOptions())
+    frame = fd(latent)
+    assert fd.fallbacks == 1 and ae.dtype == torch.float32 and "fallback" in fd.describe()
+    assert close(frame, reference(ae, latent, (64, 64)), 1)
+    assert close(fd(latent), frame, 0)  # later frames take the fp32 path directly
+    assert fd.fallbacks == 1
+
+
+def test_options_from_config():
+    cfg = Config(compile="off", cuda_graphs="on", channels_last="off", prefetch=3)
+    opts = options_from_config(cfg, "cpu", "taesd")
+    assert opts == AccelOptions(channels_last=False, compile="off", cuda_graphs=False, prefetch=3,
+                                background=True)  # no CUDA graphs off CUDA
+    assert options_from_config(Config(), "cuda", "kl").compile == "default"
+    assert options_from_config(Config(), "cuda", "kl").cuda_graphs
+    with pytest.raises(ValueError, match="compile"):
+        options_from_config(Config(compile="fastest"), "cpu", "taesd")
+    with pytest.raises(ValueError, match="channels_last"):
+        options_from_config(Config(channels_last="maybe"), "cpu", "taesd")
+    ae = random_autoencoder("taesd", device="cpu", dtype="fp32")
+    fd = make_frame_fn(ae, (32, 32), Config(size=(64, 64)))
+    assert fd.latent_shape == (4, 8, 8) and fd.out_size == (32, 32)
+    fd.close()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_accelerate_keeps_decode_results(device):
+    ae = random_autoencoder("taesd", device=device, dtype="fp32")
+    latent = torch.randn(1, *ae.latent_shape((64, 64)), device=device)
+    with torch.no_grad():
+        want = ae.decode(latent).clone()
+    opts = AccelOptions(channels_last=True, cuda_graphs=device == "cuda")
+    accelerate(ae, opts, latent_shape=tuple(latent.shape[1:]))
+    with torch.no_grad():
+        got = ae.decode(latent)
+        other = ae.decode(torch.cat([latent, latent]))  # another shape: not the graph's
+    assert torch.allclose(got, want, atol=1e-4)
+    assert torch.allclose(other[1], want[0], atol=1e-4)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("arch", ["taesd", "kl"])
+def test_cuda_default_path_compiled_and_graphed(arch):
+    """The CUDA default (compile + our CUDA graph, fp16) against the plain fp16 decode."""
+    ae = random_autoencoder(arch, device="cuda", dtype="fp16")
+    latents = [torch.randn(ae.latent_shape((128, 128))) for _ in range(3)]
+    wants = [reference(ae, z, (96, 96)) for z in latents]
+    fd = make_frame_fn(ae, (96, 96), Config(size=(128, 128)))
+    try:
+        assert fd.options.cuda_graphs and fd.options.compile == "default"
+        for z, want in zip(latents, wants, strict=True):
+            got = fd(z)
+            assert close(got, want, 3), np.abs(got.astype(int) - want).max()
+        fd.launch(latents[0])
+        fd.launch(latents[1])
+        assert close(fd.collect(), wants[0], 3) and close(fd.collect(), wants[1], 3)
+        assert fd.decode_batch(torch.stack(latents)).shape == (3, 96, 96, 3)
+    finally:
+        fd.close()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_fast_latents_equal_latent_at(device):
+    from instrument.accel import FastLatents
+    from instrument.performance import Coords, latent_at
+
+    gen = torch.Generator().manual_seed(1)
+    anchors = torch.randn(5, 4, 8, 8, generator=gen)
+    anchors[3] = -1.3 * anchors[2]  # an antipodal segment: geometry's far branch
+    anchors = anchors.to(device)
+    fast = FastLatents(anchors, seed=3, std=0.9)
+    positions = [0.0, 1.0, 0.25, 0.5, 0.6, 0.62, 0.7, 0.999] + torch.rand(20, generator=gen).tolist()
+    for s in positions:
+        for noise, walk_t in [(0.0, 0.0), (0.3, 1.2345), (0.05, 17.9)]:
+            for path in ("slerp", "walk"):
+                coords = Coords(path, s, noise=noise, walk_t=walk_t)
+                want = latent_at(anchors, coords, seed=3, std=0.9)
+                got = fast(coords)
+                assert got.shape == want.shape and got.device == want.device
+                assert float((got - want).norm() / want.norm()) < 1e-5, (coords, s)
+    assert fast.fast_calls == len(positions) * 6
+    # Everything else is latent_at itself.
+    for coords in [Coords("loop", 0.3), Coords("slerp", 0.4, glide_from=0.1, glide=0.5),
+                   Coords("slerp", 0.4, offset=0.5, offset_channel=1), Coords("slerp", 0.4, lock_channels=2)]:
+        assert torch.equal(fast(coords), latent_at(anchors, coords, seed=3, std=0.9))

@@ -1,0 +1,48 @@
+"""The bench command end to end on a tiny configuration: it runs and writes valid JSON and Markdown."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from instrument.bench import live_sweep, slider_move_times, summary
+from instrument.cli import main
+from instrument.config import Config
+from instrument.decoders import random_autoencoder
+
+
+def test_bench_writes_results(tmp_path):
+    status = main(["bench", "--devices", "cpu", "--decoders", "fast", "--sizes", "64", "--live-sizes", "64",
+                   "--seconds", "1", "--decode-seconds", "0.2", "--no-baseline", "--soak", "2",
+                   "--out", str(tmp_path), "--name", "tiny"])
+    assert status == 0
+    result = json.loads((tmp_path / "tiny.json").read_text())
+    assert result["machine"]["torch"] == torch.__version__ and result["machine"]["cpu"]
+    variants = {(r["variant"], r["size"]) for r in result["decode"]}
+    assert variants == {("plain", 64), ("accel", 64)}
+    for row in result["decode"]:
+        assert row["median_ms"] > 0 and row["p99_ms"] >= row["median_ms"] and row["dtype"] == "fp32"
+    (live,) = result["live"]
+    assert "error" not in live, live
+    assert live["frames"] > 0 and live["fps"] > 0 and 0 < live["exact_fps"] <= live["fps"] + 1e-9
+    assert live["latency"]["n"] > 0 and live["events_sent"] > 0
+    assert live["memory_start"]["rss_mb"] > 0 and live["memory_end"]["rss_mb"] > 0
+    (soak,) = result["soak"]
+    assert "drift_rss_mb_pct" in soak and len(soak["memory_samples"]) >= 2
+    text = (tmp_path / "tiny.md").read_text()
+    assert "| cpu | fast | fp32 | 64 | accel |" in text and "## Live loop" in text and "## Targets" in text
+
+
+def test_plain_live_path_and_baseline_row():
+    ae = random_autoencoder("taesd", device="cpu", dtype="fp32")
+    row = live_sweep(ae, 64, Config(), seconds=0.5, warmup_s=0.2, fps=60, accelerated=False)
+    assert row["path"].startswith("plain") and row["frames"] > 0 and row["exact_fps"] == row["fps"]
+    base = slider_move_times(torch.device("cpu"), seconds=0.0, size=64, warmup=0, min_n=1)
+    assert base["n"] == 1 and base["moves_per_s"] > 0 and "fp32" in base["what"]
+
+
+def test_summary_percentiles():
+    s = summary([float(i) for i in range(1, 101)])
+    assert s["median_ms"] == 50.5 and s["p99_ms"] == 99.0 and s["n"] == 100
+    assert summary([]) == {"n": 0}
