@@ -307,7 +307,10 @@ class FastDecoder:
         self._order.append(index)
         slot["source"] = latent
         if self._plain:
-            slot["result"] = self._plain_frame(latent)
+            try:
+                slot["result"] = self._plain_frame(latent)
+            except Exception as exc:  # handed to collect(), so that the slot is freed there
+                slot["result"] = exc
         elif self._worker is not None:
             slot["done"] = done = threading.Event()
             slot["latent"].copy_(latent)
@@ -479,7 +482,8 @@ class FastLatents:
     paths) the unit vectors, norms and angle are fixed; a frame's point is then two scalars (from Python
     floats) times two fixed vectors, and the random walk's wander is four device-resident keyframes mixed
     with four scalars: about six kernels. Anything else (glides in progress, offsets, locks, lerp / spline /
-    loop paths) is passed to ``latent_at`` itself, so results are the same function of the coordinates.
+    loop paths, atlas coordinates with the ``atlas`` attribute) is passed to ``latent_at`` itself, so results
+    are the same function of the coordinates.
 
     ``FastLatents(anchors [N, C, h, w], seed=..., std=...)``; ``fl(coords) -> [C, h, w]`` on the anchors'
     device and dtype. Equal to ``latent_at`` within float32 rounding (tests/speed/test_accel.py).
@@ -489,6 +493,7 @@ class FastLatents:
         self.anchors = anchors
         self.seed = seed
         self.std = std
+        self.atlas = None  # lab.atlas.Atlas for coordinates in atlas mode (latent_at places them)
         self.fast_calls = 0
         self._segments: dict[int, tuple] = {}
         self._keyframes: dict[int, torch.Tensor] = {}
@@ -498,9 +503,9 @@ class FastLatents:
 
         simple = (coords.path in ("slerp", "walk") and coords.glide >= 1.0 and coords.offset == 0
                   and coords.lock_channels <= 0 and coords.lock_region == "none"
-                  and self.anchors.shape[0] > 1)
+                  and not getattr(coords, "atlas", False) and self.anchors.shape[0] > 1)
         if not simple:
-            return latent_at(self.anchors, coords, seed=self.seed, std=self.std)
+            return latent_at(self.anchors, coords, seed=self.seed, std=self.std, atlas=self.atlas)
         self.fast_calls += 1
         with torch.no_grad():
             latent = self._slerp_point(float(coords.s))

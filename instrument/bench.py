@@ -337,7 +337,7 @@ class _Sweep(threading.Thread):
 
 def live_sweep(ae, size: int, config: Config, *, seconds: float, warmup_s: float = 2.0,
                fps: float = 1000.0, accelerated: bool = True, sample_every: float = 0.0,
-               progressive: bool | None = None, anchors_on: str = "device", latents: str = "latent_at",
+               progressive: bool | None = None, anchors_on: str = "device", latents: str = "fast",
                progress: Callable[[str], None] = lambda text: None) -> dict[str, Any]:
     """Run the real render thread on ``ae`` (as its fast decoder) at ``size`` for ``warmup_s + seconds``
     under a knob sweep; measure what reached the mailbox during the last ``seconds``.
@@ -345,11 +345,13 @@ def live_sweep(ae, size: int, config: Config, *, seconds: float, warmup_s: float
     ``fps``: the render thread's frame rate; far above what the decoder can do = flat out (the loop never
     waits, so frames per second is the loop's throughput). ``accelerated=False`` plays the plain path (the
     render thread's GPU pipeline off). ``sample_every`` > 0 samples memory as it goes (the soak).
-    ``progressive`` (default: on the CPU, accelerated): show blends at ``fps`` while exact frames decode in
-    the background (``progressive_decoding``); the row's ``exact_fps`` counts the exact ones.
+    ``progressive`` (default: on the CPU, accelerated, as ``play`` does): the render thread's own path shows
+    blends at ``fps`` while exact frames decode in the background (``render.Decoding`` with
+    ``framecache.Progressive``); the row's ``exact_fps`` counts the exact ones. False: every frame decoded.
     ``anchors_on``: "device" (as ``play`` loads them) or "cpu": the frame's latent is then computed on the
     CPU and uploaded once (a few hundred tiny kernels fewer on a GPU).
-    ``latents``: "latent_at" (as ``render`` does) or "fast" (``accel.FastLatents``, the same function).
+    ``latents``: "fast" (``accel.FastLatents``, as ``render`` does) or "latent_at" (the same function, the
+    general geometry); progressive rows always use the render thread's own (FastLatents).
     The row splits each frame's time (``in_loop``): the latent, the decode (latent in -> uint8 out) and the
     rest of the loop.
     """
@@ -386,12 +388,10 @@ def live_sweep(ae, size: int, config: Config, *, seconds: float, warmup_s: float
                                controls=lambda: render.Controls(mapping, queue=queue))
     if progressive is None:
         progressive = accelerated and device.type == "cpu"
-    saved_gpu_frames, saved_decoding = render.gpu_frames, render.Decoding
+    saved_pipeline, saved_decoding = render.frame_pipeline, render.Decoding
     if not accelerated:
-        render.gpu_frames = lambda *a, **k: None
-    if progressive:
-        render.Decoding = progressive_decoding(render, cfg)
-    else:
+        render.frame_pipeline = lambda *a, **k: None
+    if not progressive:  # (progressive: the real render path, unchanged)
         render.Decoding = timed_decoding(render, latents)
     sweep = _Sweep(queue)
     samples: list[dict[str, Any]] = []
@@ -427,18 +427,17 @@ def live_sweep(ae, size: int, config: Config, *, seconds: float, warmup_s: float
         sweep.stop()
         renderer.stop()
         renderer.join(30)
-        render.gpu_frames, render.Decoding = saved_gpu_frames, saved_decoding
+        render.frame_pipeline, render.Decoding = saved_pipeline, saved_decoding
         ae.decoder_module.to(memory_format=torch.contiguous_format)  # as loaded, for the next run
-        frames_fn = getattr(getattr(renderer, "decoding", None), "frames_fn", None)
-        if frames_fn is not None:
-            frames_fn.close()
     if renderer.failure is not None:
         raise RuntimeError(f"render thread failed: {renderer.failure}")
     decoding = getattr(renderer, "decoding", None)
-    frames_fn = getattr(decoding, "fast_frames", None) or getattr(decoding, "frames_fn", None)
+    frames_fn = getattr(decoding, "fast_frames", None)
     row["path"] = frames_fn.describe() if frames_fn is not None else "plain (Autoencoder.decode)"
-    if progressive:
+    if getattr(decoding, "progressive", None) is not None:
         row["path"] += " + progressive (blends between exact frames)"
+    row["render_path"] = "render.Renderer + render.Decoding (as play)" if progressive else \
+        "render.Renderer + timed Decoding (every frame decoded)"
     row["frames"] = len(window)
     row["fps"] = round(len(window) / (t1 - t0), 2)
     exact = len(window) if decoded is None else decoded - decoded_before
@@ -448,7 +447,7 @@ def live_sweep(ae, size: int, config: Config, *, seconds: float, warmup_s: float
     gaps = [(b[0] - a[0]) * 1000 for a, b in zip(window, window[1:], strict=False)]
     row["frame_interval"] = summary(gaps)
     row["anchors_on"] = anchors_on
-    row["latents"] = latents if not progressive else "latent_at"
+    row["latents"] = latents if not progressive else "fast"
     spans = getattr(decoding, "spans", None)
     if spans and len(window) >= 5:  # a frame or two in the window says nothing about the loop
         recent = spans[-max(1, len(window)):]
@@ -468,33 +467,6 @@ def live_sweep(ae, size: int, config: Config, *, seconds: float, warmup_s: float
     return row
 
 
-def progressive_decoding(render: Any, config: Config) -> type:
-    """A ``render.Decoding`` for a device slower than the display (the CPU): exact fast frames come from a
-    background decode (``accel.FastDecoder``, ``framecache.Progressive``), blends of the nearest decoded
-    frames fill the display ticks between them. The harness plugs it into the real render thread."""
-    from instrument.accel import make_frame_fn
-    from instrument.framecache import Progressive
-    from instrument.performance import latent_at
-
-    class ProgressiveDecoding(render.Decoding):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self.frames_fn = make_frame_fn(self.fast, self.out_size, config)
-            self.frames_fn.warmup()
-            self.progressive = Progressive(self.frames_fn, self.cache)
-
-        def image(self, coords: Any, which: str = "fast") -> np.ndarray:
-            if which == "full" and self.full is not None:
-                return super().image(coords, which)
-
-            def latent() -> torch.Tensor:
-                return latent_at(self.anchors, coords, seed=self.seed, std=self.std)
-
-            return self.progressive.frame(self.key(coords, "fast"), latent)[0]
-
-    return ProgressiveDecoding
-
-
 def timed_decoding(render: Any, latents: str = "latent_at") -> type:
     """``render.Decoding`` with a stopwatch: (latent ms, decode ms) of each fast frame it decodes, the same
     steps as its ``render`` (the frame's latent, then the fast frame pipeline or the plain decode), and no
@@ -509,10 +481,11 @@ def timed_decoding(render: Any, latents: str = "latent_at") -> type:
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
+            self.progressive = None
             if latents == "fast":
-                self.latent = FastLatents(self.anchors, seed=self.seed, std=self.std)
+                self.make_latent = FastLatents(self.anchors, seed=self.seed, std=self.std)
             else:
-                self.latent = lambda c: latent_at(self.anchors, c, seed=self.seed, std=self.std)
+                self.make_latent = lambda c: latent_at(self.anchors, c, seed=self.seed, std=self.std)
             # Every frame decoded: above ~250 frames a second the sweep's coordinates repeat (CC steps,
             # the walk clock's grid) and cache hits would count as frames the decoder never made.
             self.cache = FrameCache(0)
@@ -524,7 +497,7 @@ def timed_decoding(render: Any, latents: str = "latent_at") -> type:
                 self.spans = []
             t0 = time.perf_counter()
             with torch.inference_mode():
-                latent = self.latent(coords)
+                latent = self.make_latent(coords)
                 t1 = time.perf_counter()
                 if self.fast_frames is not None:
                     image = self.fast_frames(latent)
@@ -586,9 +559,9 @@ def configure_bench(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--live-fps", type=float, default=0.0,
                         help="render rate in the sweep (0: flat out on a GPU, twice --fps elsewhere)")
     parser.add_argument("--live-plain", action="store_true", help="also sweep with the plain path")
-    parser.add_argument("--latents", default="latent_at",
-                        help="how the sweep makes a frame's latent: latent_at (as play does), fast "
-                             "(accel.FastLatents, the same function precomputed per anchor pair), or both")
+    parser.add_argument("--latents", default="fast",
+                        help="how the sweep makes a frame's latent: fast (accel.FastLatents, as play does), "
+                             "latent_at (the same function, the general geometry), or both")
     parser.add_argument("--anchors-on", default="device",
                         help="where the sweep's latents are made: device (as play does), cpu, or both")
     parser.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True,

@@ -236,8 +236,9 @@ class Display:
 
     def _hud_lines(self, status: Status) -> list[tuple[str, tuple[int, int, int]]]:
         latency = "-" if status.latency is None else f"{status.latency * 1000:.0f} ms"
+        exact = "" if status.exact_fps is None else f" (exact {status.exact_fps:.1f})"
         lines = [
-            (f"render {status.render_fps:4.1f} fps   display {self._clock.get_fps():4.1f} fps   "
+            (f"render {status.render_fps:4.1f} fps{exact}   display {self._clock.get_fps():4.1f} fps   "
              f"latency {latency}   frame {status.frames}", _HUD_COLOUR),
             (f"decoder: {status.decoder or '-'}" + (f"   full: {status.full_decoder}" if status.full_decoder
                                                      else ""), _HUD_COLOUR),

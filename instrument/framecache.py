@@ -19,10 +19,11 @@ API (used by the render thread; every call is cheap, no torch):
   a CPU). ``exact_frames`` and ``approx_frames`` count what was shown, so that the HUD and the benchmark
   can report the exact-frame rate apart from the display rate.
 
-How the render thread uses it on a CPU: ``bench.progressive_decoding`` is the reference (a ``Decoding`` whose
-``image(coords)`` returns ``Progressive.frame(key, lambda: latent_at(...))[0]`` with a ``FastDecoder`` made by
-``accel.make_frame_fn``, which decodes in a background thread on a CPU). Measured on 2 cores: 60 display
-frames/s with 8.7 exact TAESD frames/s at 256x256 (benchmarks/results/bench-cpu.md).
+How the render thread uses it on a CPU: ``render.Decoding(..., progressive=True)`` (the render thread sets it
+on a CPU) answers ``frame(coords)`` with ``Progressive.frame(key, lambda: FastLatents(coords))``, the
+``FastDecoder`` made by ``render.frame_pipeline`` decoding in a background thread; a take records the exact
+frames only (``render.Renderer._record``). Measured on 2 cores: 60 display frames/s with 8.7 exact TAESD
+frames/s at 256x256 (benchmarks/results/bench-cpu.md).
 
 Why blend rather than hold the last frame: a knob sweep on a 2-core CPU gets about three exact frames a
 second; cross-fading between the decoded neighbours keeps the picture moving with the hand at display rate,
@@ -190,7 +191,9 @@ class Progressive:
     ``frame(key, make_latent)`` never waits for a decode. It first takes in a finished background decode
     (into the cache), then returns ``(frame, True)`` for a cached key, or ``(approximation, False)``
     after starting a decode of ``make_latent()`` for ``key`` if the decoder is idle. Until anything is
-    cached it waits for the first decode, so that there is a picture to show. Call it from one thread.
+    cached it waits for the first decode, so that there is a picture to show. After a decode raised (a
+    non-finite frame, say) it waits for each decode until one succeeds: blends of old frames would hide the
+    failure. Call it from one thread.
     """
 
     def __init__(self, source: FrameSource, cache: FrameCache) -> None:
@@ -199,16 +202,28 @@ class Progressive:
         self.exact_frames = 0  # frames shown that were exact decodes
         self.approx_frames = 0  # frames shown that were blends of neighbours
         self.decoded = 0  # exact decodes that landed
+        self.failing = False  # the last decode raised: no blends (of old frames) until one lands again
         self._pending: Key | None = None
         self._lock = threading.Lock()
+
+    @property
+    def pending(self) -> Key | None:
+        """The key whose exact decode is in flight (None when the decoder is idle)."""
+        return self._pending
 
     def _land(self, wait: bool) -> np.ndarray | None:
         """Cache the decode in flight if it finished (or wait for it); returns its frame."""
         if self._pending is None or not (wait or self.source.ready()):
             return None
-        frame = self.source.collect()
-        self.cache.put(self._pending, frame)
-        self._pending = None
+        # Idle again even when the decode failed (collect raises it): the next frame launches afresh.
+        key, self._pending = self._pending, None
+        try:
+            frame = self.source.collect()
+        except Exception:
+            self.failing = True
+            raise
+        self.failing = False
+        self.cache.put(key, frame)
         self.decoded += 1
         return frame
 
@@ -225,11 +240,12 @@ class Progressive:
                 return frame, True
             if self._pending is None:
                 self._launch(key, make_latent)
-            approx = self.cache.approximate(key)
+            approx = None if self.failing else self.cache.approximate(key)
             if approx is not None:
                 self.approx_frames += 1
                 return approx, False
-            # Nothing near to blend (the first frame, or a jump to another anchor): wait for this key.
+            # Nothing near to blend (the first frame, or a jump to another anchor), or the decoder is failing:
+            # wait for this key (its error, if any, goes to the caller).
             if self._pending != key:
                 self._land(wait=True)
                 self._launch(key, make_latent)

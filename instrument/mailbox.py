@@ -81,7 +81,8 @@ class Status:
     mapping: str = ""  # the mapping's file name
     anchors: tuple[str, ...] = ()
     frames: int = 0  # frames rendered since playing began
-    render_fps: float = 0.0
+    render_fps: float = 0.0  # frames published per second (blends included)
+    exact_fps: float | None = None  # exact decodes per second when blends fill in between (slow device)
     latency: float | None = None  # seconds, control event to published frame (latest measured)
     where: str = ""  # the current coordinates in words
     recording: str | None = None  # the recorder's status line, None when not recording

@@ -175,7 +175,8 @@ class Session:
             renderer.join(0.1)
             if time.monotonic() >= next_log:
                 status = renderer.status
-                log.info("%s: %d frames, %.1f fps%s", status.phase, status.frames, status.render_fps,
+                exact = "" if status.exact_fps is None else f" (exact {status.exact_fps:.1f})"
+                log.info("%s: %d frames, %.1f fps%s%s", status.phase, status.frames, status.render_fps, exact,
                          f"; {status.recording}" if status.recording else "")
                 next_log += 5
 
@@ -199,8 +200,14 @@ class Session:
         began = time.monotonic()
         if self.renderer is not None:
             self.renderer.stop()
-            self.renderer.join(5.0)  # a decode in progress finishes first; the recording is closed
-            if self.renderer.is_alive():
+            # A decode in progress finishes first; the recording is closed. Wait on the thread's own flag: a
+            # join that SIGTERM's KeyboardInterrupt broke into can leave is_alive() False (and later joins
+            # returning at once) while the thread still runs, and the process would exit mid-take.
+            deadline = time.monotonic() + 5.0
+            while not self.renderer.finished and time.monotonic() < deadline:
+                time.sleep(0.02)
+            self.renderer.join(0.1)
+            if not self.renderer.finished:
                 log.warning("the render thread is still busy (loading a model?); leaving it behind")
         if self.listener is not None:
             self.listener.stop()

@@ -5,20 +5,27 @@ Each frame ``n`` is made for the time ``t = start + n * interval``:
 1. drain the event queue and apply each event through the mapping engine (logged for the recorder);
 2. poll the mapping file for edits (a bad edit keeps the last good mapping; the error goes to the HUD);
 3. advance the control state to ``t`` and react to its actions (anchor picks, record, quit, HUD toggles);
-4. ``Performance.step`` -> the frame's coordinates; the frame cache, or ``latent_at`` + decode on the device,
-   resize there to the output size, and one copy to the host as uint8;
+4. ``Performance.step`` -> the frame's coordinates; the frame cache, or the latent (``accel.FastLatents``) and
+   a decode on the device, resize there to the output size, and one copy to the host as uint8;
 5. publish to the one-slot mailbox and hand a copy to the recorder.
 
 A frame that is late is not made up: the next frame is the newest grid time that has passed, so the picture
 stays current on a slow machine. Time left before the next frame goes to *progressive refinement* (the
 full decoder redraws a frame the performer has stopped moving) and to *prefetch* (frames ahead along the
-current direction go into the cache). Errors in a frame are logged and shown; the loop goes on and the
-display keeps the last good frame.
+current direction go into the cache, ``config.prefetch`` at a time). Errors in a frame are logged and shown;
+the loop goes on and the display keeps the last good frame.
+
+On a CPU an exact decode takes 100-800 ms, so the display does not wait for it: the exact frames decode in
+the background (``accel.FastDecoder``'s decode thread) and the frames in between are blends of the nearest
+exact ones (``framecache.Progressive``). The display moves at the frame rate; the HUD shows the exact-frame
+rate beside it. A take records exact frames only, each with its own coordinates (a frame shown as a blend
+has a line in frames.jsonl without a picture), so a re-render matches the recorded pictures.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import math
 import threading
@@ -33,9 +40,9 @@ import torch.nn.functional as F
 
 from instrument.config import Config
 from instrument.events import ControlEvent, EventQueue
-from instrument.framecache import FrameCache
+from instrument.framecache import FrameCache, Progressive
 from instrument.mailbox import Frame, Mailbox, Status
-from instrument.performance import Coords, Performance, latent_at
+from instrument.performance import Coords, Performance
 from instrument.recorder import SIDECAR, Recorder, event_to_json
 
 if TYPE_CHECKING:
@@ -45,7 +52,8 @@ log = logging.getLogger(__name__)
 
 REST_SECONDS = 0.3  # controls still this long -> refine the frame with the full decoder
 PREFETCH_AHEAD = 8  # frames predicted ahead for idle prefetch
-PREFETCH_PER_FRAME = 2  # at most this many decoded in one frame's spare time
+PREFETCH_PER_FRAME = 2  # at most this many decoded in one frame's spare time (one decode each)
+HISTORY_LIMIT = 100_000  # control records kept for a take's pre-roll (~10-20 MB; about an hour of playing)
 
 
 class Controls:
@@ -175,27 +183,25 @@ def describe(coords: Coords, names: list[str] | tuple[str, ...] = ()) -> str:
     return text
 
 
-def frame_ranges(ns: list[int]) -> list[list[int]]:
-    """Sorted frame numbers -> inclusive [first, last] runs (the compact form in the sidecar)."""
-    runs: list[list[int]] = []
-    for n in ns:
-        if runs and n == runs[-1][1] + 1:
-            runs[-1][1] = n
-        else:
-            runs.append([n, n])
-    return runs
+def frame_pipeline(fast, out_size: tuple[int, int], config: Config):
+    """The speed helper's fixed-shape frame pipeline (``accel.FastDecoder``) for the fast decoder, used live
+    and by ``render`` alike so that both make the same pictures; None for the procedural decoder.
 
-
-def gpu_frames(fast, out_size: tuple[int, int], config: Config):
-    """The speed helper's fixed-shape frame pipeline (``accel.FastDecoder``: compile, CUDA graphs, resize and
-    uint8 on the device) for a GPU; None on the CPU, where the plain path keeps every torch call in the
-    render thread. Built and warmed up in the calling (render) thread."""
-    if fast.device.type == "cpu" or fast.arch == "procedural":
+    GPU: compile, CUDA graphs, resize and uint8 on the device (and a ``config.prefetch`` batch pipeline).
+    CPU: channels_last and a background decode thread. That thread is a worker the render thread owns: it
+    runs only the frames the render thread launches, hands each back through ``collect``, and stops in the
+    render thread's ``finally`` (``close``); every other torch call stays in the render thread. MPS: no
+    background thread (``accel.default_options``). Built and warmed up in the calling (render) thread.
+    """
+    if fast.arch == "procedural":
         return None
     from instrument.accel import make_frame_fn
 
     frames = make_frame_fn(fast, out_size, config)
     frames.warmup()
+    batch = frames.options.prefetch
+    if batch > 1 and frames.device.type != "cpu":  # capture the prefetch batch now, not in mid-play
+        frames.decode_batch(torch.zeros(batch, *frames.latent_shape))
     return frames
 
 
@@ -203,11 +209,16 @@ class Decoding:
     """Coordinates -> picture: the anchors, the decoders and the frame cache. Used live and offline.
 
     ``anchors``: [N, C, h, w] float32 diffusion latents on the decoders' device. ``out_size`` = (w, h) of the
-    frames handed out. ``fast_frames`` (see ``gpu_frames``) replaces the plain fast decode.
+    frames handed out. ``fast_frames`` (see ``frame_pipeline``) replaces the plain fast decode.
+    ``progressive`` (live, on a CPU): ``frame`` answers at once with a blend while the exact fast frame
+    decodes in the background (needs ``fast_frames``). A frame's latent is ``accel.FastLatents`` of its
+    coordinates, live and offline: the same function as ``performance.latent_at``, and the same rounding.
     """
 
     def __init__(self, anchors: torch.Tensor, fast, full, *, out_size: tuple[int, int], seed: int,
-                 cache: FrameCache | None = None, fast_frames=None) -> None:
+                 cache: FrameCache | None = None, fast_frames=None, progressive: bool = False) -> None:
+        from instrument.accel import FastLatents
+
         self.anchors = anchors
         self.fast = fast
         self.full = full
@@ -215,9 +226,24 @@ class Decoding:
         self.seed = seed
         self.std = fast.family.latent_std
         self.cache = cache if cache is not None else FrameCache()
-        self.fast_frames = fast_frames  # latent [C, h, w] -> [h, w, 3] uint8 at out_size (gpu_frames)
-        self.atlas = None  # lab.atlas.Atlas for coordinates in atlas mode (set by lab.live.LiveLab)
+        self.fast_frames = fast_frames  # latent [C, h, w] -> [h, w, 3] uint8 at out_size (frame_pipeline)
+        self.latents = FastLatents(anchors, seed=seed, std=self.std)
+        self.progressive = Progressive(fast_frames, self.cache) if progressive and fast_frames else None
         self.decode_seconds = 0.0  # running estimate for one fast decode
+
+    @property
+    def atlas(self):
+        """lab.atlas.Atlas for coordinates in atlas mode (set by lab.live.LiveLab), or None."""
+        return self.latents.atlas
+
+    @atlas.setter
+    def atlas(self, atlas) -> None:
+        self.latents.atlas = atlas
+
+    def latent(self, coords: Coords) -> torch.Tensor:
+        """The frame's latent [C, h, w] on the anchors' device."""
+        with torch.inference_mode():
+            return self.latents(coords)
 
     def decoder(self, which: str):
         return self.full if which == "full" and self.full is not None else self.fast
@@ -226,8 +252,15 @@ class Decoding:
         return coords, "full" if which == "full" and self.full is not None else "fast"
 
     def image(self, coords: Coords, which: str = "fast") -> np.ndarray:
-        """The frame at ``coords`` ([h, w, 3] uint8), from the cache or decoded. Raises NonFiniteDecode."""
+        """The frame at ``coords`` ([h, w, 3] uint8): see ``frame``."""
+        return self.frame(coords, which)[0]
+
+    def frame(self, coords: Coords, which: str = "fast") -> tuple[np.ndarray, bool]:
+        """(the frame at ``coords`` [h, w, 3] uint8, exact), from the cache or decoded. Progressive: a blend
+        (exact False) while the exact frame decodes in the background. Raises NonFiniteDecode."""
         key = self.key(coords, which)
+        if self.progressive is not None and key[1] == "fast":
+            return self.progressive.frame(key, lambda: self.latent(coords))
         image = self.cache.get(key)
         if image is None:
             began = time.perf_counter()
@@ -237,7 +270,22 @@ class Decoding:
                 old = self.decode_seconds
                 self.decode_seconds = spent if not old else 0.8 * old + 0.2 * spent
             self.cache.put(key, image)
-        return image
+        return image, True
+
+    def prefetch(self, coords: list[Coords]) -> None:
+        """Decode fast frames ahead into the cache: one batch through the frame pipeline when it has a batch
+        pipeline (GPU, ``config.prefetch`` > 1), else one at a time."""
+        pipeline = self.fast_frames
+        if pipeline is None or pipeline.options.prefetch <= 1 or pipeline.device.type == "cpu" \
+                or len(coords) < 2:
+            for c in coords:
+                self.image(c, "fast")
+            return
+        with torch.inference_mode():
+            latents = torch.stack([self.latent(c) for c in coords])
+            images = pipeline.decode_batch(latents)
+        for c, image in zip(coords, images, strict=True):
+            self.cache.put(self.key(c, "fast"), image.copy())  # (a view would keep the whole batch alive)
 
     def render(self, coords: Coords, which: str = "fast") -> np.ndarray:
         """Decode ``coords`` without the cache."""
@@ -245,7 +293,7 @@ class Decoding:
 
         ae = self.decoder(which)
         with torch.inference_mode():
-            latent = latent_at(self.anchors, coords, seed=self.seed, std=self.std, atlas=self.atlas)
+            latent = self.latents(coords)
             if ae is self.fast and self.fast_frames is not None:
                 return self.fast_frames(latent)
             pixels = ae.decode(latent[None])
@@ -296,8 +344,14 @@ class Renderer:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="render", daemon=True)
         self._errors: collections.deque[str] = collections.deque(problems, maxlen=5)
-        self._history: list[dict[str, Any]] = []  # every applied event and mapping reload since the start
-        self._rendered: list[int] = []  # every frame number rendered since the start (for takes' pre-roll)
+        # Every applied event, mapping reload and lab record since the start, for a take's pre-roll (replay
+        # plays the session from its start to reach the take's state). Bounded: past HISTORY_LIMIT the
+        # oldest go, and a take started after that says its re-render may differ (``_trimmed``).
+        self._history: collections.deque[dict[str, Any]] = collections.deque(maxlen=HISTORY_LIMIT)
+        self._trimmed = 0  # records dropped from _history
+        self._rendered: list[list[int]] = []  # frame numbers rendered since the start, as [first, last] runs
+        self._held: collections.deque[tuple[Any, np.ndarray | None, dict[str, Any]]] = collections.deque()
+        self._decoded: collections.deque[tuple[float, int]] = collections.deque()  # (time, exact decodes)
         self._ui = {"hud": True, "help": False, "fullscreen": bool(getattr(config, "fullscreen", False))}
         self._ui_version = 0
         self._repeats = 0
@@ -337,13 +391,15 @@ class Renderer:
             if fast.device.type != "cpu":
                 say(f"preparing the {fast.device.type} decoder (compiling: the first start takes a while)")
             try:
-                self._frames_fn = gpu_frames(fast, out_size, self.config)
+                self._frames_fn = frame_pipeline(fast, out_size, self.config)
             except Exception as exc:  # the plain path works everywhere; say why the fast one is off
                 self._frames_fn = None
                 self._error(f"accelerated decoding off: {type(exc).__name__}: {exc}")
             cache = FrameCache(int(getattr(self.config, "frame_cache_mb", 256)) * 2**20)
+            # A CPU decodes slower than the display: blends in between, exact frames in the background.
             self.decoding = Decoding(anchors, fast, full, out_size=out_size, seed=self.config.seed,
-                                     cache=cache, fast_frames=self._frames_fn)
+                                     cache=cache, fast_frames=self._frames_fn,
+                                     progressive=fast.device.type == "cpu")
             self.performance = Performance(n_anchors=anchors.shape[0],
                                            bank_size=int(getattr(self.config, "bank_size", 0)))
             self.lab = self._make_lab(fast)
@@ -392,7 +448,10 @@ class Renderer:
             events, pick = self._apply_controls(n, t)
             controls = self.controls.values(t)
             coords = self.lab.step(controls, t, pick, n)
-            self._rendered.append(n)
+            if self._rendered and self._rendered[-1][1] == n - 1:
+                self._rendered[-1][1] = n
+            else:
+                self._rendered.append([n, n])
             if events or coords != last_coords:
                 last_change = time.monotonic()
             last_coords = coords
@@ -419,7 +478,7 @@ class Renderer:
                 self._error(f"event {event.message}: {exc}")
         if events:
             records = [event_to_json(e, n) for e in events]
-            self._history.extend(records)
+            self._remember(*records)
             if self.recorder is not None:
                 self.recorder.add_events(n, events)
         reload = self.controls.poll()
@@ -429,7 +488,7 @@ class Renderer:
                 self._error(payload)
             else:
                 record = {"n": n, "t": t, "mapping": payload, "file": str(self.controls.path)}
-                self._history.append(record)
+                self._remember(record)
                 if self.recorder is not None:
                     self.recorder.add_record(record)
                 log.info("mapping reloaded: %s", self.controls.path)
@@ -453,12 +512,12 @@ class Renderer:
 
         The recorder always gets the picture of the chosen decoder (what a re-render at the same settings
         makes); the screen gets the full decoder's refinement instead while the controls rest on it."""
+        meta = {"n": n, "t": t, "coords": coords.to_json()}
         try:
-            image = self.decoding.image(coords, which)
+            image, exact = self.decoding.frame(coords, which)
         except Exception as exc:
             self._error(f"frame failed: {type(exc).__name__}: {exc}")
-            if self.recorder is not None and self.recorder.active:  # the take's clock still ticked
-                self.recorder.add_frame(None, {"n": n, "t": t, "coords": coords.to_json(), "error": str(exc)})
+            self._record(None, None, {**meta, "error": str(exc)})  # the take's clock still ticked
             return None
         shown = self.decoding.key(coords, which)[1]
         screen = image
@@ -470,13 +529,35 @@ class Renderer:
         self.mailbox.put(Frame(n, t, screen, coords, shown, latency, now))
         self.frames += 1
         self._tick(now, latency)
-        if self.recorder is not None:
-            if self.recorder.active:
-                self.recorder.add_frame(image, {"n": n, "t": t, "coords": coords.to_json()})
-            elif self.recorder.error:
+        # A blend waits in _held for its exact frame if that is decoding now; else it is recorded bare.
+        self._record(None if exact else self.decoding.key(coords, which), image if exact else None, meta)
+        return shown
+
+    def _record(self, waiting: Any, image: np.ndarray | None, meta: dict[str, Any]) -> None:
+        """Hand frame ``meta["n"]`` to the recorder, in frame order: ``image`` (exact), or, for a frame shown
+        as a blend, the exact frame of key ``waiting`` once it lands (nothing if it is not being decoded)."""
+        if self.recorder is None:
+            return
+        if not self.recorder.active:
+            if self.recorder.error:
                 self._error(f"recording stopped: {self.recorder.error}")
                 self._stop_recording()
-        return shown
+            return
+        self._held.append((waiting, image, meta))
+        self._release()
+
+    def _release(self, final: bool = False) -> None:
+        """Pass held frames on to the recorder, oldest first, as far as their exact frames are known."""
+        progressive = self.decoding.progressive
+        while self._held:
+            waiting, image, meta = self._held[0]
+            if waiting is not None:
+                image = self.decoding.cache.get(waiting)
+                if image is None and not final and progressive is not None and progressive.pending == waiting:
+                    return
+            self._held.popleft()
+            if self.recorder is not None:
+                self.recorder.add_frame(image, meta)
 
     def _refine(self, n: int, t: float, coords: Coords) -> None:
         """Redraw a still frame with the full decoder, if there is one."""
@@ -495,8 +576,8 @@ class Renderer:
         # Twice a decode's time must be left before each one: a prefetch that runs late makes the next frame
         # late, and a late frame skips past the frames that were fetched for it.
         budget = self.decoding.decode_seconds * 2.0
-        if not budget or deadline - time.monotonic() < budget:
-            return
+        if not budget or deadline - time.monotonic() < budget or self.decoding.progressive is not None:
+            return  # (progressive: the background decoder is busy with the frames being shown)
         performance = self.performance.copy()
         moving = dict(controls)
         step = 0.0 if before is None else controls["position"] - before["position"]
@@ -506,8 +587,13 @@ class Renderer:
             coords = performance.step(moving, t + k * self.interval)
             if self.decoding.key(coords, "fast") not in self.decoding.cache and coords not in ahead:
                 ahead.append(coords)
-        # One frame per check of the clock. (Not the decoder's batches: a new batch shape recompiles the
-        # GPU pipeline for seconds, in the middle of playing.)
+        # A batch of config.prefetch frames through the pipeline's fixed-shape batch (captured at the start,
+        # so no recompiling mid-play) when there is time for it; else one frame per check of the clock.
+        batch = self._frames_fn.options.prefetch if self._frames_fn is not None else 1
+        if batch > 1 and len(ahead) >= 2 and deadline - time.monotonic() >= budget * batch:
+            with contextlib.suppress(Exception):  # the frames themselves will report it
+                self.decoding.prefetch(ahead[:batch])
+            return
         for coords in ahead[:PREFETCH_PER_FRAME]:
             if deadline - time.monotonic() < budget or self._stop.is_set():
                 return
@@ -539,7 +625,10 @@ class Renderer:
             log.warning("%s already holds a take; recording into %s", base, folder)
         anchors = save_tensors({"anchors": self.decoding.anchors.detach().float().cpu().contiguous()},
                                metadata={"names": "\n".join(self.anchor_names)})
-        first = self._rendered[-1] + 1 if self._rendered else 0
+        first = self._rendered[-1][1] + 1 if self._rendered else 0
+        if self._trimmed:
+            self._error(f"this take's pre-roll lacks the session's first {self._trimmed} control records: "
+                        "its re-render may differ from what was played")
         sidecar = {
             "format": "latent-instrument take",
             "version": 1,
@@ -553,7 +642,8 @@ class Renderer:
             "mapping": self.controls.describe(),
             "anchors": self.anchor_names,
             "clock": {"start": self.start_time, "interval": self.interval, "first_frame": first},
-            "preroll_frames": frame_ranges(self._rendered),
+            "preroll_frames": [list(run) for run in self._rendered],
+            "preroll_trimmed": self._trimmed,
             "out_size": list(self.decoding.out_size),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
@@ -565,6 +655,13 @@ class Renderer:
         log.info("recording into %s", folder)
 
     def _stop_recording(self) -> None:
+        if self._held:  # frames still waiting for their exact decode
+            try:
+                if self.decoding.progressive is not None:
+                    self.decoding.progressive.flush()
+            except Exception as exc:  # the take must still be closed; those frames go without pictures
+                self._error(f"last frame: {type(exc).__name__}: {exc}")
+            self._release(final=True)
         recorder, self.recorder = self.recorder, None
         if getattr(self, "lab", None) is not None:
             self.lab.take_folder = None
@@ -609,9 +706,25 @@ class Renderer:
 
     def _log_record(self, record: dict[str, Any]) -> None:
         """A record for the control stream beside the events (what replay needs to agree)."""
-        self._history.append(record)
+        self._remember(record)
         if self.recorder is not None:
             self.recorder.add_record(record)
+
+    def _remember(self, *records: dict[str, Any]) -> None:
+        """Keep control records for a later take's pre-roll (the oldest go past HISTORY_LIMIT)."""
+        self._trimmed += max(0, len(self._history) + len(records) - HISTORY_LIMIT)
+        self._history.extend(records)
+
+    def _exact_fps(self, now: float) -> float | None:
+        """Exact decodes per second over the last two seconds, when blends fill in between; else None."""
+        progressive = getattr(getattr(self, "decoding", None), "progressive", None)
+        if progressive is None:
+            return None
+        self._decoded.append((now, progressive.decoded))
+        while len(self._decoded) > 2 and now - self._decoded[1][0] >= 2.0:
+            self._decoded.popleft()
+        (t0, d0), (t1, d1) = self._decoded[0], self._decoded[-1]
+        return (d1 - d0) / (t1 - t0) if t1 > t0 else 0.0
 
     def _publish_status(self, phase: str, message: str, coords: Coords | None = None,
                         values: dict[str, Any] | None = None) -> None:
@@ -629,6 +742,7 @@ class Renderer:
             anchors=tuple(getattr(self, "anchor_names", ())),
             frames=self.frames,
             render_fps=getattr(self, "_fps", 0.0),  # from _tick
+            exact_fps=self._exact_fps(time.monotonic()),
             latency=getattr(self, "_latency", None),
             where=describe(coords, getattr(self, "anchor_names", ())) if coords is not None else "",
             recording=recording,

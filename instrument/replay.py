@@ -187,7 +187,7 @@ def rerender(folder: str | Path, *, decoder: str = "fast", fps: float | None = N
     from instrument.lab.atlas import AtlasError
     from instrument.lab.live import LiveLab
     from instrument.mapping import parse_mapping
-    from instrument.render import Controls, Decoding, gpu_frames
+    from instrument.render import Controls, Decoding, frame_pipeline
 
     folder = Path(folder)
     sidecar, frames, events = read_take(folder)
@@ -207,7 +207,7 @@ def rerender(folder: str | Path, *, decoder: str = "fast", fps: float | None = N
     if errors:
         raise TakeError(f"the take's mapping does not read any more: {errors[0]}")
     out_size = tuple(size) if size else tuple(sidecar.get("out_size") or config.size)
-    frames_fn = gpu_frames(fast, out_size, config)  # the same fast path as live, so the same pictures
+    frames_fn = frame_pipeline(fast, out_size, config)  # the same fast path as live, so the same pictures
     decoding = Decoding(anchors, fast, full, out_size=out_size, seed=config.seed, fast_frames=frames_fn)
     controls = Controls(mapping)
     performance = Performance(n_anchors=anchors.shape[0], bank_size=config.bank_size)

@@ -188,3 +188,22 @@ def test_fast_latents_equal_latent_at(device):
     for coords in [Coords("loop", 0.3), Coords("slerp", 0.4, glide_from=0.1, glide=0.5),
                    Coords("slerp", 0.4, offset=0.5, offset_channel=1), Coords("slerp", 0.4, lock_channels=2)]:
         assert torch.equal(fast(coords), latent_at(anchors, coords, seed=3, std=0.9))
+
+
+def test_fast_latents_hand_atlas_coordinates_to_latent_at():
+    """Atlas mode: the frame sits at the atlas cursor, never on the path (even where the path is simple)."""
+    from instrument.accel import FastLatents
+    from instrument.performance import Coords, latent_at
+
+    class Atlas:  # the one method latent_at calls
+        def from_map(self, x, y):
+            return torch.full((4, 8, 8), x + 10 * y)
+
+    anchors = torch.randn(3, 4, 8, 8, generator=torch.Generator().manual_seed(2))
+    fast = FastLatents(anchors, seed=1)
+    coords = Coords("slerp", 0.5, atlas=True, atlas_x=0.25, atlas_y=0.5)
+    with pytest.raises(ValueError, match="no atlas"):
+        fast(coords)
+    fast.atlas = Atlas()
+    assert torch.equal(fast(coords), latent_at(anchors, coords, atlas=fast.atlas))
+    assert torch.equal(fast(coords), torch.full((4, 8, 8), 5.25)) and fast.fast_calls == 0

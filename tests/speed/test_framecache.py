@@ -131,3 +131,30 @@ def test_blend_keeps_shape_and_dtype(side):
     a, b = frame(0, side), frame(255, side)
     out = blend(a, b, 0.3)
     assert out.shape == a.shape and out.dtype == np.uint8
+
+
+def test_progressive_shows_no_blends_while_decodes_fail():
+    class Failing(FakeSource):
+        fail = True
+
+        def collect(self):
+            value = int(self.launched.pop(0))
+            if self.fail:
+                raise RuntimeError("non-finite")
+            return frame(value)
+
+    source = Failing()
+    source.fail = False
+    progressive = Progressive(source, FrameCache())
+    progressive.frame((0.0,), lambda: 0)
+    source.fail = True
+    progressive.frame((1.0,), lambda: 200)  # launched: a blend meanwhile
+    source.done = True
+    with pytest.raises(RuntimeError):
+        progressive.frame((0.5,), lambda: 100)  # the decode landed with its error
+    assert progressive.failing and progressive.pending is None
+    with pytest.raises(RuntimeError):  # no blend of old frames: it waits for the decode, which fails again
+        progressive.frame((0.5,), lambda: 100)
+    source.fail = False
+    shown, exact = progressive.frame((0.5,), lambda: 100)
+    assert exact and shown[0, 0, 0] == 100 and not progressive.failing
