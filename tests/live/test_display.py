@@ -12,7 +12,7 @@ from instrument.config import Config
 from instrument.display import letterbox
 from instrument.play import Session
 
-from .conftest import SIZE
+from .conftest import SIZE, wait_for
 
 OUR_THREADS = ("render", "recorder", "midi-reconnect")
 
@@ -21,14 +21,6 @@ def post_key(key: int) -> None:
     pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=key, mod=0, unicode="", scancode=0))
     pygame.event.post(pygame.event.Event(pygame.KEYUP, key=key, mod=0, unicode="", scancode=0))
 
-
-def wait_for(condition, timeout=20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def test_letterbox_keeps_the_aspect():

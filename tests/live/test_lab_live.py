@@ -23,7 +23,7 @@ from instrument.performance import Performance, bank_anchor
 from instrument.recorder import EVENTS, FRAMES, read_jsonl
 from instrument.render import Controls, Decoding, to_uint8
 
-from .conftest import SIZE
+from .conftest import SIZE, wait_for
 
 MAPPING = """
 version: 1
@@ -40,14 +40,6 @@ notes:
   - {notes: 60-71, anchor: 0, behaviour: glide, glide: [1.0, 1.0]}
 """
 
-
-def wait_for(condition, timeout=30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def event(message: mido.Message) -> ControlEvent:

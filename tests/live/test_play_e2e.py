@@ -22,7 +22,7 @@ from PIL import Image
 from instrument.performance import Coords
 from instrument.recorder import EVENTS, FRAMES, SIDECAR, read_jsonl
 
-from .conftest import SIZE
+from .conftest import SIZE, wait_for
 
 REPO = Path(__file__).parents[2]
 pytestmark = [pytest.mark.jack, pytest.mark.slow]
@@ -44,14 +44,6 @@ class Sender:
         self.midi.close_port()
         self.midi.delete()
 
-
-def wait_for(condition, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from instrument.performance import Performance
 from instrument.recorder import Recorder, atomic_write
 from instrument.render import Controls, Decoding, FrameCache
 
-from .conftest import SIZE
+from .conftest import SIZE, wait_for
 
 MAPPING = """
 version: 1
@@ -32,14 +32,6 @@ notes:
   - {notes: 60-61, anchor: 0, behaviour: jump}
 """
 
-
-def wait_for(condition, timeout=20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def make_renderer(load, tmp_path, **kwargs):
