@@ -27,15 +27,6 @@ from .helpers import Sender, collect, handshake, send_paced, wait_for, without_h
 pytestmark = pytest.mark.jack
 
 
-@pytest.fixture
-def sender(jack_server):
-    out = Sender(f"sender-{uuid.uuid4().hex[:6]}")
-    try:
-        yield out
-    finally:
-        out.close()
-
-
 @pytest.fixture(params=["reader", "callback"])
 def listening(request, sender, monkeypatch):
     """(queue, listener) on the sender's port. "callback": rtmidi's callback delivers, as on CoreMIDI, ALSA

@@ -15,15 +15,6 @@ from .helpers import Sender, collect, handshake, wait_for
 pytestmark = pytest.mark.jack
 
 
-@pytest.fixture
-def sender(jack_server):
-    out = Sender(f"sender-{uuid.uuid4().hex[:6]}")
-    try:
-        yield out
-    finally:
-        out.close()
-
-
 def test_port_by_exact_name_delivers_messages(sender):
     queue = EventQueue()
     with MidiListener(queue, ports=[sender.port_name], api="jack", virtual=False) as listener:
