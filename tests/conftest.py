@@ -1,4 +1,5 @@
-"""Shared fixtures. ``jack_server``: a private JACK server (dummy driver, no sound card) for real MIDI ports.
+"""Shared fixtures. ``shared`` and ``taef2``: the assets in ``../shared`` (skipped without them).
+``jack_server``: a private JACK server (dummy driver, no sound card) for real MIDI ports.
 
 The server gets a unique name, set in ``os.environ["JACK_DEFAULT_SERVER"]`` for this process, so every JACK
 client the tests (and the code under test) open talks to it and never to a user's own server.
@@ -13,6 +14,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -81,3 +83,25 @@ def jack_server() -> Iterator[str]:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
+
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    """``../shared`` beside the checkout: the pretrained taef2 pair and five 512x512 images."""
+    needed = [SHARED / "models" / "taef2_encoder.pth", SHARED / "models" / "taef2_decoder.pth",
+              SHARED / "images" / "dog.png"]
+    if not all(p.is_file() for p in needed):
+        pytest.skip(f"shared models and images not found at {SHARED}")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def taef2(shared):
+    """The taef2 pair through the loader a user calls, on the CPU in fp32 (its encoder found beside it)."""
+    from instrument.decoders import load_autoencoder
+
+    return load_autoencoder(str(shared / "models" / "taef2_decoder.pth"), family="flux2", device="cpu",
+                            dtype="fp32")

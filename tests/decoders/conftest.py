@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-
-SHARED = Path(__file__).parents[2] / ".." / "shared"
 
 
 @pytest.fixture(autouse=True)
@@ -16,9 +12,3 @@ def no_network(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
     monkeypatch.delenv("HF_HUB_CACHE", raising=False)
 
-
-@pytest.fixture
-def shared() -> Path:
-    if not (SHARED / "models" / "taef2_decoder.pth").is_file():
-        pytest.skip(f"shared assets not found at {SHARED.resolve()}")
-    return SHARED.resolve()

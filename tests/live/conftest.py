@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 import torch
 
-SHARED = Path(__file__).parents[2] / ".." / "shared"
 SIZE = 128  # small pictures keep the suite fast on two cores
 
 
@@ -20,21 +18,6 @@ def wait_for(condition, timeout: float = 30.0) -> bool:
             return False
         time.sleep(0.02)
     return True
-
-
-@pytest.fixture(scope="session")
-def shared() -> Path:
-    if not (SHARED / "models" / "taef2_decoder.pth").exists():
-        pytest.skip(f"shared models and images not found at {SHARED.resolve()}")
-    return SHARED.resolve()
-
-
-@pytest.fixture(scope="session")
-def taef2(shared):
-    from instrument.decoders import load_autoencoder
-
-    return load_autoencoder(str(shared / "models" / "taef2_decoder.pth"), family="flux2", device="cpu",
-                            dtype="fp32")
 
 
 @pytest.fixture(scope="session")
