@@ -1,6 +1,6 @@
 """Make docs/screenshot.png: the instrument's window with its HUD, played for a few seconds.
 
-Needs an X display (e.g. ``Xvfb :99 -screen 0 1280x1024x24 & DISPLAY=:99 python tests/live/screenshot.py``)
+Needs an X display (e.g. ``Xvfb :99 -screen 0 1280x800x24 & DISPLAY=:99 python tests/live/screenshot.py``)
 and the shared taef2 pair and images. Not a test: pytest does not collect it.
 """
 
@@ -29,8 +29,8 @@ def key(name: int, down: bool) -> None:
 def main(out: Path, with_help: bool = False) -> None:
     images = [str(SHARED / "images" / f"{name}.png") for name in ("dog", "pastry", "panda", "scribe")]
     config = Config(model=str(SHARED / "models" / "taef2_decoder.pth"), family="flux2", full_model="none",
-                    offline=True, size=(384, 384), fps=24, window=(960, 640), midi_ports="none",
-                    record_root="/tmp/latent-screenshot")
+                    offline=True, size=(384, 384), fps=24, window=(960, 640), fullscreen=True,
+                    midi_ports="none", record_root="/tmp/latent-screenshot")
     session = Session(config, images)
 
     def perform() -> None:
