@@ -245,11 +245,15 @@ class Decoding:
         with torch.inference_mode():
             return self.latents(coords)
 
+    def which(self, asked: str) -> str:
+        """The decoder that serves a request: "full" when asked for and loaded, else "fast"."""
+        return "full" if asked == "full" and self.full is not None else "fast"
+
     def decoder(self, which: str):
-        return self.full if which == "full" and self.full is not None else self.fast
+        return self.full if self.which(which) == "full" else self.fast
 
     def key(self, coords: Coords, which: str) -> tuple[Coords, str]:
-        return coords, "full" if which == "full" and self.full is not None else "fast"
+        return coords, self.which(which)
 
     def image(self, coords: Coords, which: str = "fast") -> np.ndarray:
         """The frame at ``coords`` ([h, w, 3] uint8): see ``frame``."""
@@ -293,7 +297,7 @@ class Decoding:
 
         ae = self.decoder(which)
         with torch.inference_mode():
-            latent = self.latents(coords)
+            latent = self.latent(coords)
             if ae is self.fast and self.fast_frames is not None:
                 return self.fast_frames(latent)
             pixels = ae.decode(latent[None])
