@@ -1,6 +1,7 @@
 """Where the render loop's time goes beyond the decode: cProfile of the real render thread during a sweep.
 
     python benchmarks/loop_profile.py [--device cuda] [--size 512] [--seconds 4] [--anchors-on device|cpu]
+        [--sort tottime|cumulative] [--rows 22]
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--anchors-on", default="device")
     ap.add_argument("--decoder", default="fast")
+    ap.add_argument("--sort", default="tottime", help="pstats order: tottime, cumulative, ...")
+    ap.add_argument("--rows", type=int, default=22)
     args = ap.parse_args()
     dtype = "fp16" if args.device != "cpu" else "fp32"
     ae = random_autoencoder(bench.DECODER_ARCH[args.decoder], device=args.device, dtype=dtype)
@@ -38,7 +41,7 @@ def main() -> None:
     row = bench.live_sweep(ae, args.size, Config(), seconds=args.seconds, fps=1000,
                            anchors_on=args.anchors_on, progressive=False)
     print({k: row.get(k) for k in ("fps", "in_loop", "latency", "anchors_on", "path")})
-    pstats.Stats(profile).sort_stats("tottime").print_stats(22)
+    pstats.Stats(profile).sort_stats(args.sort).print_stats(args.rows)
 
 
 if __name__ == "__main__":

@@ -3,9 +3,10 @@
 API (for the render thread; build and call it from that one thread):
 
 - ``make_frame_fn(ae, out_size, config, *, size=None) -> FastDecoder``: the frame pipeline for an
-  ``Autoencoder`` with the speed switches of ``config`` (``channels_last``, ``compile``, ``cuda_graphs``,
-  ``prefetch``; "auto" = the measured best for the device, see ``default_options``). ``out_size`` = (W, H)
-  of the frames handed out; ``size`` = (W, H) decoded (default ``config.size``), resized on the device.
+  ``Autoencoder`` with the speed switches of ``config`` (``channels_last``, ``subpixel``, ``compile``,
+  ``cuda_graphs``, ``prefetch``; "auto" = the measured best for the device, see ``default_options``).
+  ``out_size`` = (W, H) of the frames handed out; ``size`` = (W, H) decoded (default ``config.size``),
+  resized on the device.
 - ``FastDecoder`` (the returned object):
   - ``fd(latent) -> np.ndarray [H, W, 3] uint8``: one frame, synchronously. ``latent``: ``[C, h, w]`` or
     ``[1, C, h, w]`` diffusion-space latent, any float dtype, on the CPU or the decoder's device.
@@ -26,9 +27,6 @@ API (for the render thread; build and call it from that one thread):
   FastLatents 0.12 ms (benchmarks/results/bench-cuda-h200-latents.md). For the
   render thread: ``self.latents = FastLatents(anchors, seed=config.seed, std=family.latent_std)`` once,
   then ``latent = self.latents(coords)`` instead of ``latent_at(...)``.
-- ``accelerate(ae, options, latent_shape)``: the lighter alternative that needs nothing from the caller:
-  replaces ``ae.decode_fn`` (the hook in ``Autoencoder``) by the compiled / CUDA-graphed module for one
-  fixed latent shape, so that existing ``ae.decode`` calls get faster. Other shapes use the compiled module.
 
 Why each piece (numbers: one H100, fp16, 512x512, random weights; benchmarks/results/gpu-probe-h100.*):
 - ``torch.compile`` fuses the decoder's elementwise work (GroupNorm+SiLU in the KL VAE) and the picture's
@@ -37,6 +35,9 @@ Why each piece (numbers: one H100, fp16, 512x512, random weights; benchmarks/res
   is a switch, not the default.
 - channels_last helps TAESD eagerly (2.06 -> 1.47 ms) but hurts the KL VAE eagerly (22 -> 28 ms: its
   GroupNorms); inside a compiled graph the layout is the compiler's to choose.
+- Sub-pixel upsampling (``decoders.subpixel``: nearest 2x + 3x3 conv as one 2x2 conv at the low resolution)
+  takes the compiled KL VAE from 8.23 to 7.10 ms (768: 22.0 -> 19.3; benchmarks/results/bench-cuda-h100.md);
+  TAESD, whose upsampling is a smaller share, gains nothing measurable, so it is on for the KL VAE only.
 - Resize and uint8 conversion happen on the device, and a frame crosses to the host once, as uint8, through
   pinned memory with an asynchronous copy: 0.03 ms of a frame's time.
 - Fixed shapes and buffers allocated once: a CUDA graph needs them, and MPS grows memory with every new
@@ -59,6 +60,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from instrument.decoders.subpixel import fold_upsampling
+
 log = logging.getLogger(__name__)
 
 COMPILE_MODES = ("off", "default", "max-autotune", "reduce-overhead")
@@ -70,6 +73,7 @@ class AccelOptions:
     """Resolved speed switches (no "auto" left)."""
 
     channels_last: bool = False
+    subpixel: bool = False  # upsample + 3x3 conv as one low-resolution 2x2 conv (decoders.subpixel)
     compile: str = "off"  # one of COMPILE_MODES
     cuda_graphs: bool = False  # our own capture of the whole frame (CUDA only)
     prefetch: int = 1  # batch size of decode_batch's fixed-shape pipeline
@@ -79,6 +83,8 @@ class AccelOptions:
         parts = []
         if self.channels_last:
             parts.append("channels_last")
+        if self.subpixel:
+            parts.append("subpixel")
         if self.compile != "off":
             parts.append(f"compile={self.compile}")
         if self.cuda_graphs:
@@ -90,17 +96,19 @@ def default_options(device: torch.device | str, arch: str = "taesd") -> AccelOpt
     """The measured best for a device type and decoder architecture ("taesd", "kl", ...).
 
     CUDA: compile (default mode) + our CUDA graph; channels_last for TAESD (the compiler picks the KL
-    VAE's layout). MPS: eager, channels_last off: torch.compile on MPS is young and was not measured faster
-    (run ``latent-instrument bench --devices mps`` and set the switches if it is on your Mac). CPU: eager
-    fp32 with channels_last for TAESD (oneDNN), a background decode thread; compile is off because its first
-    start takes minutes on a small CPU.
+    VAE's layout); sub-pixel upsampling for the KL VAE (-14% there, nothing for TAESD). MPS: eager,
+    channels_last off: torch.compile on MPS is young and was not measured faster (run
+    ``latent-instrument bench --devices mps`` and set the switches if it is on your Mac). CPU: eager fp32
+    with channels_last for TAESD (oneDNN), sub-pixel upsampling for the KL VAE (-9%; it slows channels_last
+    TAESD), a background decode thread; compile is off because its first start takes minutes on a small CPU.
     """
     kind = torch.device(device).type
     if kind == "cuda":
-        return AccelOptions(channels_last=arch == "taesd", compile="default", cuda_graphs=True, prefetch=4)
+        return AccelOptions(channels_last=arch == "taesd", subpixel=arch != "taesd", compile="default",
+                            cuda_graphs=True, prefetch=4)
     if kind == "mps":
         return AccelOptions(prefetch=1)
-    return AccelOptions(channels_last=arch == "taesd", prefetch=1, background=True)
+    return AccelOptions(channels_last=arch == "taesd", subpixel=arch != "taesd", prefetch=1, background=True)
 
 
 def _switch(value: Any, default: bool, name: str) -> bool:
@@ -129,16 +137,17 @@ def options_from_config(config: Any, device: torch.device | str, arch: str) -> A
     return replace(
         best,
         channels_last=_switch(getattr(config, "channels_last", "auto"), best.channels_last, "channels_last"),
+        subpixel=_switch(getattr(config, "subpixel", "auto"), best.subpixel, "subpixel"),
         compile=mode,
         cuda_graphs=graphs,
         prefetch=max(1, int(getattr(config, "prefetch", best.prefetch) or 1)),
     )
 
 
-def _frame_fn(ae: Any, out_hw: tuple[int, int], channels_last: bool):
+def _frame_fn(ae: Any, module: torch.nn.Module, out_hw: tuple[int, int], channels_last: bool):
     """The whole frame as one function of fixed shape, for the compiler and the CUDA graph:
-    diffusion latents [B, C, h, w] float32 -> (frames [B, H, W, 3] uint8, finite: bool scalar tensor)."""
-    module = ae.decoder_module
+    diffusion latents [B, C, h, w] float32 -> (frames [B, H, W, 3] uint8, finite: bool scalar tensor).
+    ``module``: ``ae.decoder_module`` or a rewrite of it that computes the same."""
     scale, shift = float(ae.latent_scale), float(ae.latent_shift)
     low, high = (float(v) for v in ae.pixel_range)
     dtype = ae.dtype
@@ -239,12 +248,13 @@ class FastDecoder:
         opts = self.options
         if self._cuda:
             torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest convolution once
+        module = fold_upsampling(self.ae.decoder_module) if opts.subpixel else self.ae.decoder_module
         if opts.channels_last:
-            self.ae.decoder_module.to(memory_format=torch.channels_last)
+            module.to(memory_format=torch.channels_last)  # shared parameters: the Autoencoder's too
         if self.device.type == "cpu":
             _return_freed_memory()
         out_hw = (self.out_size[1], self.out_size[0])
-        fn = _frame_fn(self.ae, out_hw, opts.channels_last)
+        fn = _frame_fn(self.ae, module, out_hw, opts.channels_last)
         if opts.compile != "off":
             mode = opts.compile
             if opts.cuda_graphs and mode == "max-autotune":
@@ -439,38 +449,6 @@ def make_frame_fn(ae: Any, out_size: tuple[int, int], config: Any = None, *,
     if size is None and config is not None and getattr(config, "size", None):
         size = tuple(config.size)
     return FastDecoder(ae, out_size, options, size=size)
-
-
-def accelerate(ae: Any, options: AccelOptions | None = None,
-               latent_shape: tuple[int, int, int] | None = None) -> None:
-    """Replace ``ae.decode_fn`` by a compiled (and, for one latent shape, CUDA-graphed) decoder module.
-
-    ``ae.decode`` keeps its checks; the speed-up covers the module only (not the resize and the copy to the
-    host, which ``FastDecoder`` also fuses). A graph's output is reused by the next call, which
-    ``Autoencoder.decode`` allows: it makes a new tensor from it at once.
-    """
-    options = options or default_options(ae.device, ae.arch)
-    module = ae.decoder_module
-    if options.channels_last:
-        module.to(memory_format=torch.channels_last)
-    fn = module
-    if options.compile != "off":
-        mode = "max-autotune-no-cudagraphs" if options.compile == "max-autotune" and options.cuda_graphs \
-            else options.compile
-        fn = torch.compile(module, mode=None if mode == "default" else mode, dynamic=False)
-    if not (options.cuda_graphs and latent_shape is not None and torch.device(ae.device).type == "cuda"):
-        ae.decode_fn = fn
-        return
-    with torch.no_grad():
-        pipe = _Pipeline(lambda z: fn(z.to(ae.dtype)), 1, latent_shape, torch.device(ae.device), True)
-
-    def decode_fn(model_latents: torch.Tensor) -> torch.Tensor:
-        if tuple(model_latents.shape) != (1, *latent_shape):
-            return fn(model_latents)
-        pipe.static_in.copy_(model_latents)
-        return pipe.run()
-
-    ae.decode_fn = decode_fn
 
 
 class FastLatents:

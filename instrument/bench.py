@@ -21,6 +21,7 @@ The decode loop, the sweep and the soak are plain functions (``decode_times``, `
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import json
 import logging
@@ -44,6 +45,10 @@ log = logging.getLogger(__name__)
 DECODER_ARCH = {"fast": "taesd", "full": "kl"}
 SWEEP_PERIOD = 2.0  # seconds for the knob to go 0 -> 127 -> 0
 SWEEP_RATE = 200.0  # CC messages per second (a fast hand on a knob sends about that)
+# Per-frame samples kept for percentiles and the in-loop split: bounded, so that a soak measures the
+# instrument's memory, not the benchmark's (a GPU soak makes ~450,000 frames in 10 minutes).
+KEPT = 50_000
+
 SWEEP_MAPPING = """\
 version: 1
 name: bench sweep
@@ -184,7 +189,16 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "eager-cl": {"compile": "off", "cuda_graphs": "off", "channels_last": "on"},
     "compile": {"compile": "default", "cuda_graphs": "off"},
     "autotune": {"compile": "max-autotune"},
+    "subpixel": {"subpixel": "on"},
+    "no-subpixel": {"subpixel": "off"},
 }
+
+
+def fresh_compiler() -> None:
+    """Start a row as a fresh process would: every FastDecoder compiles the same frame function (one code
+    object), and after ``torch._dynamo.config.recompile_limit`` recompilations (8) torch.compile silently
+    runs it eagerly: a long benchmark's later rows would time the eager path under the compiled name."""
+    torch.compiler.reset()
 
 
 def decode_times(ae, size: int, variant: str, config: Config, seconds: float) -> dict[str, Any]:
@@ -196,6 +210,7 @@ def decode_times(ae, size: int, variant: str, config: Config, seconds: float) ->
     latents = [torch.randn(c, h, w, device=device) for _ in range(4)]  # rotate: not one cached input
     row: dict[str, Any] = {"variant": variant, "size": size}
     fd = None
+    fresh_compiler()
     try:
         if variant == "plain":
             fn = plain_frame_fn(ae, (size, size))
@@ -338,9 +353,12 @@ class _Sweep(threading.Thread):
 def live_sweep(ae, size: int, config: Config, *, seconds: float, warmup_s: float = 2.0,
                fps: float = 1000.0, accelerated: bool = True, sample_every: float = 0.0,
                progressive: bool | None = None, anchors_on: str = "device", latents: str = "fast",
-               progress: Callable[[str], None] = lambda text: None) -> dict[str, Any]:
+               fast: Any = None, progress: Callable[[str], None] = lambda text: None) -> dict[str, Any]:
     """Run the real render thread on ``ae`` (as its fast decoder) at ``size`` for ``warmup_s + seconds``
     under a knob sweep; measure what reached the mailbox during the last ``seconds``.
+
+    ``fast``: play ``ae`` as the full decoder beside this fast one, chosen by the mapping (``decoder: full``)
+    as a performer does; the fast one then serves what play gives it (the lab's stretch readout).
 
     ``fps``: the render thread's frame rate; far above what the decoder can do = flat out (the loop never
     waits, so frames per second is the loop's throughput). ``accelerated=False`` plays the plain path (the
@@ -361,14 +379,19 @@ def live_sweep(ae, size: int, config: Config, *, seconds: float, warmup_s: float
     from instrument.mapping import parse_mapping
 
     device = torch.device(ae.device)
-    published: list[tuple[float, float | None, str]] = []
+    # (time, latency, decoder) of the last KEPT frames, and frames per decoder since the start
+    published: collections.deque[tuple[float, float | None, str]] = collections.deque(maxlen=KEPT)
+    shown: collections.Counter[str] = collections.Counter()
+    fresh_compiler()
 
     class LoggingMailbox(Mailbox):
         def put(self, frame) -> None:
             published.append((time.monotonic(), frame.latency, frame.decoder))
+            shown[frame.decoder] += 1
             super().put(frame)
 
-    mapping, errors = parse_mapping(SWEEP_MAPPING, "<bench sweep>")
+    text = SWEEP_MAPPING + ("initial: {decoder: full}\n" if fast is not None else "")
+    mapping, errors = parse_mapping(text, "<bench sweep>")
     if errors:
         raise errors[0]
     c, h, w = ae.latent_shape((size, size))
@@ -382,7 +405,8 @@ def live_sweep(ae, size: int, config: Config, *, seconds: float, warmup_s: float
     mailbox = LoggingMailbox()
 
     def load(say):
-        return ae, None, anchors, [f"seed:{i}" for i in range(4)], []
+        decoders = (ae, None) if fast is None else (fast, ae)
+        return *decoders, anchors, [f"seed:{i}" for i in range(4)], []
 
     renderer = render.Renderer(cfg, queue=queue, mailbox=mailbox, load=load,
                                controls=lambda: render.Controls(mapping, queue=queue))
@@ -409,7 +433,7 @@ def live_sweep(ae, size: int, config: Config, *, seconds: float, warmup_s: float
         time.sleep(warmup_s)
         row["memory_start"] = memory(device)
         t0 = time.monotonic()
-        first = len(published)
+        shown_before = shown.copy()
         decoded_before = _exact_count(renderer)
         next_sample = t0
         while time.monotonic() - t0 < seconds and not renderer.finished:
@@ -422,25 +446,30 @@ def live_sweep(ae, size: int, config: Config, *, seconds: float, warmup_s: float
         t1 = time.monotonic()
         decoded = _exact_count(renderer)
         row["memory_end"] = memory(device)
-        window = [p for p in published[first:] if t0 <= p[0] <= t1]
+        shown_during = shown - shown_before
+        window = [p for p in published if t0 <= p[0] <= t1]  # (the last KEPT of them at most)
     finally:
         sweep.stop()
         renderer.stop()
         renderer.join(30)
         render.frame_pipeline, render.Decoding = saved_pipeline, saved_decoding
-        ae.decoder_module.to(memory_format=torch.contiguous_format)  # as loaded, for the next run
+        for model in (ae, fast):  # as loaded, for the next run
+            if model is not None:
+                model.decoder_module.to(memory_format=torch.contiguous_format)
     if renderer.failure is not None:
         raise RuntimeError(f"render thread failed: {renderer.failure}")
     decoding = getattr(renderer, "decoding", None)
-    frames_fn = getattr(decoding, "fast_frames", None)
+    frames_fn = getattr(decoding, "fast_frames" if fast is None else "full_frames", None)
     row["path"] = frames_fn.describe() if frames_fn is not None else "plain (Autoencoder.decode)"
-    if getattr(decoding, "progressive", None) is not None:
+    if getattr(decoding, "progressive", None) is not None and fast is None:
         row["path"] += " + progressive (blends between exact frames)"
     row["render_path"] = "render.Renderer + render.Decoding (as play)" if progressive else \
         "render.Renderer + timed Decoding (every frame decoded)"
-    row["frames"] = len(window)
-    row["fps"] = round(len(window) / (t1 - t0), 2)
-    exact = len(window) if decoded is None else decoded - decoded_before
+    frames = sum(shown_during.values())
+    row["frames"] = frames
+    row["shown"] = dict(shown_during)  # frames per decoder
+    row["fps"] = round(frames / (t1 - t0), 2)
+    exact = frames if decoded is None else decoded - decoded_before
     row["exact_fps"] = round(exact / (t1 - t0), 2)
     latencies = [p[1] * 1000 for p in window if p[1] is not None]
     row["latency"] = summary(latencies)
@@ -449,11 +478,11 @@ def live_sweep(ae, size: int, config: Config, *, seconds: float, warmup_s: float
     row["anchors_on"] = anchors_on
     row["latents"] = latents if not progressive else "fast"
     spans = getattr(decoding, "spans", None)
-    if spans and len(window) >= 5:  # a frame or two in the window says nothing about the loop
-        recent = spans[-max(1, len(window)):]
+    if spans and frames >= 5:  # a frame or two in the window says nothing about the loop
+        recent = list(spans)[-min(frames, KEPT):]
         latent_ms = statistics.median(a for a, _ in recent)
         decode_ms = statistics.median(b for _, b in recent)
-        period = 1000 * (t1 - t0) / max(1, len(window))
+        period = 1000 * (t1 - t0) / frames
         row["in_loop"] = {"latent_ms": round(latent_ms, 4), "decode_ms": round(decode_ms, 4),
                           "frame_period_ms": round(period, 4),
                           "rest_ms": round(period - latent_ms - decode_ms, 4)}
@@ -468,8 +497,8 @@ def live_sweep(ae, size: int, config: Config, *, seconds: float, warmup_s: float
 
 
 def timed_decoding(render: Any, latents: str = "latent_at") -> type:
-    """``render.Decoding`` with a stopwatch: (latent ms, decode ms) of each fast frame it decodes, the same
-    steps as its ``render`` (the frame's latent, then the fast frame pipeline or the plain decode), and no
+    """``render.Decoding`` with a stopwatch: (latent ms, decode ms) of each frame it decodes, the same steps
+    as its ``render`` (the frame's latent, then the decoder's frame pipeline or its plain decode), and no
     frame cache, so that every frame published is a frame decoded. ``latents="fast"`` makes the latent with
     ``accel.FastLatents`` (the same function, precomputed per anchor pair) instead of ``latent_at``."""
     from instrument.accel import FastLatents
@@ -477,7 +506,7 @@ def timed_decoding(render: Any, latents: str = "latent_at") -> type:
     from instrument.performance import latent_at
 
     class TimedDecoding(render.Decoding):
-        spans: list[tuple[float, float]]
+        spans: collections.deque[tuple[float, float]]
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
@@ -491,18 +520,18 @@ def timed_decoding(render: Any, latents: str = "latent_at") -> type:
             self.cache = FrameCache(0)
 
         def render(self, coords: Any, which: str = "fast") -> np.ndarray:
-            if which == "full" and self.full is not None:
-                return super().render(coords, which)
             if not hasattr(self, "spans"):
-                self.spans = []
+                self.spans = collections.deque(maxlen=KEPT)
+            ae = self.decoder(which)
+            frames = self.fast_frames if ae is self.fast else self.full_frames
             t0 = time.perf_counter()
             with torch.inference_mode():
                 latent = self.make_latent(coords)
                 t1 = time.perf_counter()
-                if self.fast_frames is not None:
-                    image = self.fast_frames(latent)
+                if frames is not None:
+                    image = frames(latent)
                 else:
-                    image = render.to_uint8(self.fast.decode(latent[None]), self.out_size)
+                    image = render.to_uint8(ae.decode(latent[None]), self.out_size)
             t2 = time.perf_counter()
             self.spans.append(((t1 - t0) * 1000, (t2 - t1) * 1000))
             return image
@@ -631,6 +660,8 @@ def run_bench(args: argparse.Namespace) -> int:
             dname = DTYPE_NAMES[dtype]
             for which in decoders:
                 ae = build_decoder(which, device, dtype, config.family)
+                # Live, the full decoder plays as in play: chosen beside a fast one (`decoder: full`).
+                companion = build_decoder("fast", device, dtype, config.family) if which == "full" else None
                 for size in sizes:
                     for variant in variants:
                         row = decode_times(ae, size, variant, config, args.decode_seconds)
@@ -649,7 +680,7 @@ def run_bench(args: argparse.Namespace) -> int:
                             try:
                                 row = live_sweep(ae, size, config, seconds=args.seconds, fps=fps,
                                                  accelerated=accelerated, anchors_on=where, latents=how,
-                                                 progress=lambda t: say("  " + t))
+                                                 fast=companion, progress=lambda t: say("  " + t))
                             except Exception as exc:
                                 log.exception("live sweep failed")
                                 row = {"size": size, "error": f"{type(exc).__name__}: {exc}"}
@@ -657,7 +688,7 @@ def run_bench(args: argparse.Namespace) -> int:
                             result["live"].append(row)
                             save()
                             say("  " + _live_line(row))
-                del ae
+                del ae, companion
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
         if args.soak > 0:

@@ -70,6 +70,8 @@ class Config:
     # (benchmarks/README.md); each switch can turn off a default that misbehaves on some machine.
     channels_last: str = field(default="auto", metadata={"help": "channels-last decoder layout: auto, on, "
                                                      "off"})
+    subpixel: str = field(default="auto", metadata={"help": "nearest-upsample + 3x3 conv as one 2x2 conv at "
+                                                 "the low resolution (4/9 of the work): auto, on, off"})
     compile: str = field(default="auto", metadata={"help": "torch.compile the frame: auto, off, default, "
                                                "max-autotune (slow first start), reduce-overhead"})
     cuda_graphs: str = field(default="auto", metadata={"help": "replay a frame as one CUDA graph: auto, on, "

@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 REST_SECONDS = 0.3  # controls still this long -> refine the frame with the full decoder
 PREFETCH_AHEAD = 8  # frames predicted ahead for idle prefetch
 PREFETCH_PER_FRAME = 2  # at most this many decoded in one frame's spare time (one decode each)
+STATUS_SECONDS = 1 / 240  # the HUD's status at most this often: no display reads it faster
 HISTORY_LIMIT = 100_000  # control records kept for a take's pre-roll (~10-20 MB; about an hour of playing)
 
 
@@ -183,9 +184,10 @@ def describe(coords: Coords, names: list[str] | tuple[str, ...] = ()) -> str:
     return text
 
 
-def frame_pipeline(fast, out_size: tuple[int, int], config: Config):
-    """The speed helper's fixed-shape frame pipeline (``accel.FastDecoder``) for the fast decoder, used live
-    and by ``render`` alike so that both make the same pictures; None for the procedural decoder.
+def frame_pipeline(fast, out_size: tuple[int, int], config: Config, *, prefetch: bool = True):
+    """The speed helper's fixed-shape frame pipeline (``accel.FastDecoder``) for a decoder, used live and by
+    ``render`` alike so that both make the same pictures; None for the procedural decoder.
+    ``prefetch``: also capture the ``config.prefetch`` batch (the fast decoder's cache filling).
 
     GPU: compile, CUDA graphs, resize and uint8 on the device (and a ``config.prefetch`` batch pipeline).
     CPU: channels_last and a background decode thread. That thread is a worker the render thread owns: it
@@ -200,7 +202,7 @@ def frame_pipeline(fast, out_size: tuple[int, int], config: Config):
     frames = make_frame_fn(fast, out_size, config)
     frames.warmup()
     batch = frames.options.prefetch
-    if batch > 1 and frames.device.type != "cpu":  # capture the prefetch batch now, not in mid-play
+    if prefetch and batch > 1 and frames.device.type != "cpu":  # capture the batch now, not in mid-play
         frames.decode_batch(torch.zeros(batch, *frames.latent_shape))
     return frames
 
@@ -209,14 +211,15 @@ class Decoding:
     """Coordinates -> picture: the anchors, the decoders and the frame cache. Used live and offline.
 
     ``anchors``: [N, C, h, w] float32 diffusion latents on the decoders' device. ``out_size`` = (w, h) of the
-    frames handed out. ``fast_frames`` (see ``frame_pipeline``) replaces the plain fast decode.
+    frames handed out. ``fast_frames`` and ``full_frames`` (see ``frame_pipeline``) replace the plain decodes.
     ``progressive`` (live, on a CPU): ``frame`` answers at once with a blend while the exact fast frame
     decodes in the background (needs ``fast_frames``). A frame's latent is ``accel.FastLatents`` of its
     coordinates, live and offline: the same function as ``performance.latent_at``, and the same rounding.
     """
 
     def __init__(self, anchors: torch.Tensor, fast, full, *, out_size: tuple[int, int], seed: int,
-                 cache: FrameCache | None = None, fast_frames=None, progressive: bool = False) -> None:
+                 cache: FrameCache | None = None, fast_frames=None, full_frames=None,
+                 progressive: bool = False) -> None:
         from instrument.accel import FastLatents
 
         self.anchors = anchors
@@ -227,6 +230,7 @@ class Decoding:
         self.std = fast.family.latent_std
         self.cache = cache if cache is not None else FrameCache()
         self.fast_frames = fast_frames  # latent [C, h, w] -> [h, w, 3] uint8 at out_size (frame_pipeline)
+        self.full_frames = full_frames
         self.latents = FastLatents(anchors, seed=seed, std=self.std)
         self.progressive = Progressive(fast_frames, self.cache) if progressive and fast_frames else None
         self.decode_seconds = 0.0  # running estimate for one fast decode
@@ -293,19 +297,13 @@ class Decoding:
 
     def render(self, coords: Coords, which: str = "fast") -> np.ndarray:
         """Decode ``coords`` without the cache."""
-        from instrument.decoders import NonFiniteDecode
-
         ae = self.decoder(which)
         with torch.inference_mode():
             latent = self.latent(coords)
-            if ae is self.fast and self.fast_frames is not None:
-                return self.fast_frames(latent)
-            pixels = ae.decode(latent[None])
-            # The decoder already refuses NaN/Inf; a replaced decode_fn might not, and a NaN frame must never
-            # reach the screen or the disk.
-            if not bool(torch.isfinite(pixels).all()):
-                raise NonFiniteDecode(f"{ae.label} gave a non-finite frame")
-            return to_uint8(pixels, self.out_size)
+            frames = self.fast_frames if ae is self.fast else self.full_frames
+            if frames is not None:
+                return frames(latent)
+            return to_uint8(ae.decode(latent[None]), self.out_size)
 
 
 class Renderer:
@@ -352,8 +350,10 @@ class Renderer:
         # plays the session from its start to reach the take's state). Bounded: past HISTORY_LIMIT the
         # oldest go, and a take started after that says its re-render may differ (``_trimmed``).
         self._history: collections.deque[dict[str, Any]] = collections.deque(maxlen=HISTORY_LIMIT)
-        self._trimmed = 0  # records dropped from _history
-        self._rendered: list[list[int]] = []  # frame numbers rendered since the start, as [first, last] runs
+        self._trimmed = 0  # records dropped from _history and runs from _rendered
+        # Frame numbers rendered since the start, as [first, last] runs: a new run for each skipped frame
+        # (a decoder slower than the clock), so bounded like _history.
+        self._rendered: collections.deque[list[int]] = collections.deque(maxlen=HISTORY_LIMIT)
         self._held: collections.deque[tuple[Any, np.ndarray | None, dict[str, Any]]] = collections.deque()
         self._decoded: collections.deque[tuple[float, int]] = collections.deque()  # (time, exact decodes)
         self._ui = {"hud": True, "help": False, "fullscreen": bool(getattr(config, "fullscreen", False))}
@@ -399,11 +399,18 @@ class Renderer:
             except Exception as exc:  # the plain path works everywhere; say why the fast one is off
                 self._frames_fn = None
                 self._error(f"accelerated decoding off: {type(exc).__name__}: {exc}")
+            self._full_frames_fn = None
+            if full is not None and full.device.type != "cpu":  # (on a CPU it only refines still frames)
+                say(f"preparing the full decoder on {full.device.type}")
+                try:
+                    self._full_frames_fn = frame_pipeline(full, out_size, self.config, prefetch=False)
+                except Exception as exc:
+                    self._error(f"accelerated full decoding off: {type(exc).__name__}: {exc}")
             cache = FrameCache(int(getattr(self.config, "frame_cache_mb", 256)) * 2**20)
             # A CPU decodes slower than the display: blends in between, exact frames in the background.
             self.decoding = Decoding(anchors, fast, full, out_size=out_size, seed=self.config.seed,
                                      cache=cache, fast_frames=self._frames_fn,
-                                     progressive=fast.device.type == "cpu")
+                                     full_frames=self._full_frames_fn, progressive=fast.device.type == "cpu")
             self.performance = Performance(n_anchors=anchors.shape[0],
                                            bank_size=int(getattr(self.config, "bank_size", 0)))
             self.lab = self._make_lab(fast)
@@ -415,8 +422,9 @@ class Renderer:
             self._publish_status("failed", f"render thread failed: {type(exc).__name__}: {exc}")
         finally:
             self._stop_recording()
-            if getattr(self, "_frames_fn", None) is not None:
-                self._frames_fn.close()
+            for pipeline in (getattr(self, "_frames_fn", None), getattr(self, "_full_frames_fn", None)):
+                if pipeline is not None:
+                    pipeline.close()
             self.finished = True
 
     def out_size(self) -> tuple[int, int]:
@@ -440,6 +448,7 @@ class Renderer:
         controls_before: dict[str, Any] | None = None
         frames_limit = int(getattr(self.config, "frames", 0) or 0)
         end = self.start_time + float(getattr(self.config, "duration", 0.0) or 0.0)
+        status_due = self.start_time
         while not self._stop.is_set() and not self._quit:
             if frames_limit and self.frames >= frames_limit:
                 break
@@ -455,6 +464,7 @@ class Renderer:
             if self._rendered and self._rendered[-1][1] == n - 1:
                 self._rendered[-1][1] = n
             else:
+                self._trimmed += len(self._rendered) == self._rendered.maxlen  # the oldest run goes
                 self._rendered.append([n, n])
             if events or coords != last_coords:
                 last_change = time.monotonic()
@@ -468,7 +478,10 @@ class Renderer:
                 self._refine(n, t, coords)
             self.lab.after_frame(coords, resting)
             self._prefetch(controls, controls_before, t, deadline)
-            self._publish_status("playing", self._message, coords, controls)
+            # Faster than the display (a GPU's flat-out loop), building the status every frame costs frames.
+            if time.monotonic() >= status_due or self._quit:
+                self._publish_status("playing", self._message, coords, controls)
+                status_due = time.monotonic() + STATUS_SECONDS
             controls_before = controls
             n = next_n
 
@@ -516,7 +529,9 @@ class Renderer:
 
         The recorder always gets the picture of the chosen decoder (what a re-render at the same settings
         makes); the screen gets the full decoder's refinement instead while the controls rest on it."""
-        meta = {"n": n, "t": t, "coords": coords.to_json()}
+        # The frame's record for a take, built only while recording (Coords.to_json is a measurable share
+        # of a GPU loop's frame).
+        meta = {"n": n, "t": t, "coords": coords.to_json()} if self.recorder is not None else {}
         try:
             image, exact = self.decoding.frame(coords, which)
         except Exception as exc:
@@ -631,8 +646,8 @@ class Renderer:
                                metadata={"names": "\n".join(self.anchor_names)})
         first = self._rendered[-1][1] + 1 if self._rendered else 0
         if self._trimmed:
-            self._error(f"this take's pre-roll lacks the session's first {self._trimmed} control records: "
-                        "its re-render may differ from what was played")
+            self._error(f"this take's pre-roll lacks the session's start ({self._trimmed} control records or "
+                        "frame runs): its re-render may differ from what was played")
         sidecar = {
             "format": "latent-instrument take",
             "version": 1,

@@ -207,8 +207,12 @@ def rerender(folder: str | Path, *, decoder: str = "fast", fps: float | None = N
     if errors:
         raise TakeError(f"the take's mapping does not read any more: {errors[0]}")
     out_size = tuple(size) if size else tuple(sidecar.get("out_size") or config.size)
-    frames_fn = frame_pipeline(fast, out_size, config)  # the same fast path as live, so the same pictures
-    decoding = Decoding(anchors, fast, full, out_size=out_size, seed=config.seed, fast_frames=frames_fn)
+    # The same pipelines as live (render.Renderer), so the same pictures.
+    frames_fn = frame_pipeline(fast, out_size, config)
+    full_fn = frame_pipeline(full, out_size, config, prefetch=False) \
+        if decoder == "full" and full.device.type != "cpu" else None
+    decoding = Decoding(anchors, fast, full, out_size=out_size, seed=config.seed, fast_frames=frames_fn,
+                        full_frames=full_fn)
     controls = Controls(mapping)
     performance = Performance(n_anchors=anchors.shape[0], bank_size=config.bank_size)
     lab = LiveLab(performance, decoding, sidecar.get("anchors", []))  # installs what the take logged
@@ -248,8 +252,9 @@ def rerender(folder: str | Path, *, decoder: str = "fast", fps: float | None = N
             drawn += 1
             bar.update()
     bar.close()
-    if frames_fn is not None:
-        frames_fn.close()
+    for pipeline in (frames_fn, full_fn):
+        if pipeline is not None:
+            pipeline.close()
     info = {"take": str(folder), "decoder": decoding.decoder(decoder).label,
             "fps": fps or 1 / sidecar["clock"]["interval"], "size": list(out_size), "frames": drawn,
             "coordinate_mismatches": mismatches}

@@ -8,7 +8,6 @@ sees diffusion-space latents (``family``) and [0, 1] pixels.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -38,10 +37,8 @@ class Autoencoder:
     """An encoder/decoder pair living in one latent space (``family``) on one device.
 
     Inside, ``decoder_module`` maps *model-space* latents (``latent / latent_scale + latent_shift``) to
-    pixels in ``pixel_range``; ``encoder_module`` (optional) does the reverse. ``decode_fn`` is the callable
-    that ``decode`` runs, ``decoder_module`` by default: a speed-up (``torch.compile``, CUDA graphs, a
-    channels-last copy) may replace it with anything taking and giving the same tensors in ``self.dtype``.
-    A fallback to fp32 after a non-finite frame resets it to ``decoder_module``.
+    pixels in ``pixel_range``; ``encoder_module`` (optional) does the reverse. The render path's speed-ups
+    (``accel.FastDecoder``) build on ``decoder_module`` and leave ``decode`` as it is.
 
     Attributes: ``family`` (Family), ``label`` (for people: "TAESD (taef2, local file)"), ``arch``
     ("taesd", "kl", "tiny" or "procedural"), ``source`` (the path or repo id it came from), ``device``,
@@ -84,7 +81,6 @@ class Autoencoder:
         self.encoder_module = None
         if encoder_module is not None:
             self.encoder_module = encoder_module.eval().requires_grad_(False).to(self.device, dtype)
-        self.decode_fn: Callable[[torch.Tensor], torch.Tensor] = self.decoder_module
 
     def __repr__(self) -> str:
         where = f"family={self.family.name}, device={self.device}, dtype={self.dtype}"
@@ -103,13 +99,12 @@ class Autoencoder:
         return self.family.latent_channels, height // f, width // f
 
     def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Autoencoder:
-        """Move both halves (in place; returns self). Resets ``decode_fn`` to the plain module."""
+        """Move both halves (in place; returns self)."""
         self.device = torch.device(device) if device is not None else self.device
         self.dtype = dtype or self.dtype
         for module in (self.decoder_module, self.encoder_module):
             if module is not None:
                 module.to(self.device, self.dtype)
-        self.decode_fn = self.decoder_module
         return self
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
@@ -123,15 +118,14 @@ class Autoencoder:
         """
         self._check_latents(latents)
         model_latents = latents.to(self.device, torch.float32) / self.latent_scale + self.latent_shift
-        pixels = self.decode_fn(model_latents.to(self.dtype))
+        pixels = self.decoder_module(model_latents.to(self.dtype))
         if not bool(torch.isfinite(pixels).all()):
             if self.dtype == torch.float32:
                 raise NonFiniteDecode(f"{self.label} decoded NaN/Inf in fp32; the latent may be out of range")
             log.warning("%s gave NaN/Inf in %s; switching this decoder to fp32", self.label, self.dtype)
             self.dtype = torch.float32
             self.decoder_module.float()
-            self.decode_fn = self.decoder_module
-            pixels = self.decode_fn(model_latents)
+            pixels = self.decoder_module(model_latents)
             if not bool(torch.isfinite(pixels).all()):
                 raise NonFiniteDecode(f"{self.label} decoded NaN/Inf even in fp32")
         low, high = self.pixel_range

@@ -40,10 +40,9 @@ def nan_autoencoder(always: bool) -> Autoencoder:
 
 def test_nan_in_half_falls_back_to_fp32():
     ae = nan_autoencoder(always=False)
-    ae.decode_fn = lambda z: ae.decoder_module(z)  # a stand-in for an optimised callable
     frame = ae.decode(torch.randn(1, 4, 4, 4))
     assert torch.isfinite(frame).all() and frame.shape == (1, 3, 32, 32)
-    assert ae.dtype == torch.float32 and ae.decode_fn is ae.decoder_module
+    assert ae.dtype == torch.float32
     assert ae.decoder_module.weight.dtype == torch.float32
     assert torch.isfinite(ae.decode(torch.randn(1, 4, 4, 4))).all()
 

@@ -137,6 +137,31 @@ def test_frames_are_resized_on_the_device(taef2, anchor_latents):
     assert decoding.image(performance.step(values, 0.0)).shape == (100, 200, 3)
 
 
+def test_the_full_decoder_plays_through_its_own_frame_pipeline(taef2, anchor_latents):
+    """``decoder: full`` live (and in ``render``) goes through the full decoder's FastDecoder where there is
+    one: the same picture as its plain decode, and the fast pipeline untouched."""
+    from instrument.accel import AccelOptions, FastDecoder
+    from instrument.decoders import load_autoencoder
+
+    full = load_autoencoder(str(Path(taef2.source)), family="flux2", device="cpu", dtype="fp32")
+    fast_frames = FastDecoder(taef2, (SIZE, SIZE), AccelOptions())
+    full_frames = FastDecoder(full, (SIZE, SIZE), AccelOptions(subpixel=True))
+    decoding = Decoding(anchor_latents, taef2, full, out_size=(SIZE, SIZE), seed=0, fast_frames=fast_frames,
+                        full_frames=full_frames)
+    plain = Decoding(anchor_latents, taef2, full, out_size=(SIZE, SIZE), seed=0)
+    values = {name: p.default for name, p in PARAMS.items()} | {"tempo": 120.0, "beat": 0.0, "position": 0.4}
+    coords = Performance(n_anchors=2).step(values, 0.0)
+    try:
+        image, exact = decoding.frame(coords, "full")
+        assert exact and full_frames.frames == 1 and fast_frames.frames == 0
+        assert int(np.abs(image.astype(int) - plain.render(coords, "full")).max()) <= 1
+        decoding.frame(coords, "fast")
+        assert fast_frames.frames == 1 and full_frames.frames == 1
+    finally:
+        fast_frames.close()
+        full_frames.close()
+
+
 def test_resting_controls_get_the_full_decoder_and_recording_keeps_the_fast_frames(taef2, anchor_latents,
                                                                                      tmp_path):
     from instrument.decoders import load_autoencoder
@@ -229,6 +254,7 @@ def test_cpu_play_reports_exact_rate_and_history_stays_bounded(session_loader, t
             time.sleep(0.06)
         assert wait_for(lambda: renderer._trimmed > 0)
         assert len(renderer._history) == 5  # the newest records only
+        assert len(renderer._rendered) <= 5  # (one run per skipped frame: bounded alike)
         # On the CPU blends fill in between exact frames; the HUD gets the exact-frame rate apart.
         assert renderer.decoding.progressive is not None and renderer.status.exact_fps is not None
         queue.put(cc(2, 127))  # a take started now says that its pre-roll is incomplete

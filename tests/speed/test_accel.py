@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from instrument.accel import AccelOptions, FastDecoder, accelerate, make_frame_fn, options_from_config
+from instrument.accel import AccelOptions, FastDecoder, make_frame_fn, options_from_config
 from instrument.config import Config
 from instrument.decoders import Autoencoder, get_family, random_autoencoder
 
@@ -33,15 +33,19 @@ def close(a: np.ndarray, b: np.ndarray, tol: int) -> bool:
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("arch", ["taesd", "kl"])
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_frame_equals_plain_decode(device, arch, channels_last):
+@pytest.mark.parametrize("subpixel", [False, True])
+def test_frame_equals_plain_decode(device, arch, channels_last, subpixel):
     ae = random_autoencoder(arch, device=device, dtype="fp32")
     latent = torch.randn(ae.latent_shape((64, 64)))
     want = reference(ae, latent, (64, 64))
-    fd = FastDecoder(ae, (64, 64), AccelOptions(channels_last=channels_last))
+    fd = FastDecoder(ae, (64, 64), AccelOptions(channels_last=channels_last, subpixel=subpixel))
     try:
         got = fd(latent)
         assert close(got, want, 1), np.abs(got.astype(int) - want).max()
         assert got.flags.c_contiguous and fd.frames == 1
+        assert ("subpixel" in fd.describe()) == subpixel
+        # The plain decode is as it was (channels_last changes the shared weights' layout: rounding only).
+        assert close(reference(ae, latent, (64, 64)), want, 1 if channels_last else 0)
     finally:
         fd.close()
 
@@ -128,21 +132,6 @@ def test_options_from_config():
     fd.close()
 
 
-@pytest.mark.parametrize("device", DEVICES)
-def test_accelerate_keeps_decode_results(device):
-    ae = random_autoencoder("taesd", device=device, dtype="fp32")
-    latent = torch.randn(1, *ae.latent_shape((64, 64)), device=device)
-    with torch.no_grad():
-        want = ae.decode(latent).clone()
-    opts = AccelOptions(channels_last=True, cuda_graphs=device == "cuda")
-    accelerate(ae, opts, latent_shape=tuple(latent.shape[1:]))
-    with torch.no_grad():
-        got = ae.decode(latent)
-        other = ae.decode(torch.cat([latent, latent]))  # another shape: not the graph's
-    assert torch.allclose(got, want, atol=1e-4)
-    assert torch.allclose(other[1], want[0], atol=1e-4)
-
-
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("arch", ["taesd", "kl"])
 def test_cuda_default_path_compiled_and_graphed(arch):
@@ -207,3 +196,29 @@ def test_fast_latents_hand_atlas_coordinates_to_latent_at():
     fast.atlas = Atlas()
     assert torch.equal(fast(coords), latent_at(anchors, coords, atlas=fast.atlas))
     assert torch.equal(fast(coords), torch.full((4, 8, 8), 5.25)) and fast.fast_calls == 0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_full_decoder_plays_through_its_pipeline():
+    """``decoder: full`` on CUDA: render.Decoding uses the full decoder's compiled, graphed, sub-pixel
+    pipeline (as play and render build it), and its frames match the plain fp16 decode."""
+    from instrument.performance import Coords
+    from instrument.render import Decoding, frame_pipeline
+
+    fast = random_autoencoder("taesd", device="cuda", dtype="fp16")
+    full = random_autoencoder("kl", device="cuda", dtype="fp16")
+    config = Config(size=(128, 128))
+    full_frames = frame_pipeline(full, (128, 128), config, prefetch=False)
+    assert full_frames.options.subpixel and full_frames.options.cuda_graphs
+    anchors = torch.randn(3, *full.latent_shape((128, 128)), device="cuda")
+    decoding = Decoding(anchors, fast, full, out_size=(128, 128), seed=0, full_frames=full_frames)
+    plain = Decoding(anchors, fast, full, out_size=(128, 128), seed=0)
+    before = full_frames.frames  # (its warm-up made one)
+    try:
+        for s in (0.1, 0.5, 0.8):
+            coords = Coords("slerp", s)
+            got, exact = decoding.frame(coords, "full")
+            assert exact and close(got, plain.render(coords, "full"), 3)
+        assert full_frames.frames == before + 3
+    finally:
+        full_frames.close()

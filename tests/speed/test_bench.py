@@ -38,6 +38,7 @@ def test_plain_live_path_and_baseline_row():
     ae = random_autoencoder("taesd", device="cpu", dtype="fp32")
     row = live_sweep(ae, 64, Config(), seconds=0.5, warmup_s=0.2, fps=60, accelerated=False)
     assert row["path"].startswith("plain") and row["frames"] > 0 and row["exact_fps"] == row["fps"]
+    assert row["shown"] == {"fast": row["frames"]}
     base = slider_move_times(torch.device("cpu"), seconds=0.0, size=64, warmup=0, min_n=1)
     assert base["n"] == 1 and base["moves_per_s"] > 0 and "fp32" in base["what"]
 
@@ -46,3 +47,12 @@ def test_summary_percentiles():
     s = summary([float(i) for i in range(1, 101)])
     assert s["median_ms"] == 50.5 and s["p99_ms"] == 99.0 and s["n"] == 100
     assert summary([]) == {"n": 0}
+
+
+def test_the_full_decoder_sweeps_as_play_plays_it():
+    """A full row: the KL decoder chosen beside a fast one (``decoder: full``), every frame the full one's."""
+    fast = random_autoencoder("taesd", device="cpu", dtype="fp32")
+    full = random_autoencoder("kl", device="cpu", dtype="fp32")
+    row = live_sweep(full, 32, Config(), seconds=1.0, warmup_s=0.3, fps=30, fast=fast)
+    assert row["frames"] > 0 and row["shown"] == {"full": row["frames"]}
+    assert row["path"] == "plain (Autoencoder.decode)"  # a CPU has no full pipeline: it only refines there
