@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
+import support
 import torch
 
 SIZE = 128  # small pictures keep the suite fast on two cores
 
 
 def wait_for(condition, timeout: float = 30.0) -> bool:
-    """Poll ``condition`` until it holds (True) or ``timeout`` seconds pass (False)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
+    """``support.wait_for`` with the live tests' patience: a render thread on two cores starts slowly."""
+    return support.wait_for(condition, timeout, interval=0.02)
 
 
 @pytest.fixture(scope="session")

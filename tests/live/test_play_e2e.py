@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from support import Sender
 
 from instrument.performance import Coords
 from instrument.recorder import EVENTS, FRAMES, SIDECAR, read_jsonl
@@ -26,24 +27,6 @@ from .conftest import SIZE, wait_for
 
 REPO = Path(__file__).parents[2]
 pytestmark = [pytest.mark.jack, pytest.mark.slow]
-
-
-class Sender:
-    """A JACK client with an output port ``<client>:out``, standing in for a controller."""
-
-    def __init__(self, client: str) -> None:
-        import rtmidi
-
-        self.midi = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, client)
-        self.midi.open_virtual_port("out")
-
-    def send(self, data: list[int]) -> None:
-        self.midi.send_message(data)
-
-    def close(self) -> None:
-        self.midi.close_port()
-        self.midi.delete()
-
 
 
 @pytest.fixture(scope="module")

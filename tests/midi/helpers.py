@@ -5,37 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import rtmidi
+from support import Sender, wait_for  # noqa: F401 (the MIDI tests import them from here)
 
 from instrument.events import ControlEvent, EventQueue
 
 HANDSHAKE = [0xF0, 0x7D, 0x00, 0xF7]  # a sysex for "non-commercial" use: touches no control
-
-
-class Sender:
-    """A JACK client with one virtual output port ``<client>:out`` that a listener can open by name."""
-
-    def __init__(self, client: str):
-        self.client = client
-        self.port_name = f"{client}:out"
-        self.midi = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, client)
-        self.midi.open_virtual_port("out")
-
-    def send(self, data: list[int]) -> None:
-        self.midi.send_message(data)
-
-    def close(self) -> None:
-        self.midi.close_port()
-        self.midi.delete()
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def collect(queue: EventQueue, count: int, timeout: float = 5.0) -> list[ControlEvent]:
@@ -65,7 +39,6 @@ def send_paced(sender: Sender, messages: list[list[int]], received: Callable[[],
                 raise TimeoutError(f"only {received() - start} of {sent} sent messages arrived")
             time.sleep(0.0005)
         sender.send(data)
-
 
 
 def handshake(send: Callable[[list[int]], None], queue: EventQueue, timeout: float = 10.0) -> None:
