@@ -207,6 +207,14 @@ def frame_pipeline(fast, out_size: tuple[int, int], config: Config, *, prefetch:
     return frames
 
 
+def full_pipeline(full, out_size: tuple[int, int], config: Config):
+    """``frame_pipeline`` for the full decoder (no prefetch batch), or None: without a full decoder, and on a
+    CPU, where the full decoder only refines still frames and its plain decode serves."""
+    if full is None or full.device.type == "cpu":
+        return None
+    return frame_pipeline(full, out_size, config, prefetch=False)
+
+
 class Decoding:
     """Coordinates -> picture: the anchors, the decoders and the frame cache. Used live and offline.
 
@@ -297,10 +305,13 @@ class Decoding:
 
     def render(self, coords: Coords, which: str = "fast") -> np.ndarray:
         """Decode ``coords`` without the cache."""
+        return self.picture(self.latent(coords), which)
+
+    def picture(self, latent: torch.Tensor, which: str = "fast") -> np.ndarray:
+        """latent [C, h, w] -> [h, w, 3] uint8 through the decoder's frame pipeline, else its plain decode."""
         ae = self.decoder(which)
+        frames = self.fast_frames if ae is self.fast else self.full_frames
         with torch.inference_mode():
-            latent = self.latent(coords)
-            frames = self.fast_frames if ae is self.fast else self.full_frames
             if frames is not None:
                 return frames(latent)
             return to_uint8(ae.decode(latent[None]), self.out_size)
@@ -399,13 +410,11 @@ class Renderer:
             except Exception as exc:  # the plain path works everywhere; say why the fast one is off
                 self._frames_fn = None
                 self._error(f"accelerated decoding off: {type(exc).__name__}: {exc}")
-            self._full_frames_fn = None
-            if full is not None and full.device.type != "cpu":  # (on a CPU it only refines still frames)
-                say(f"preparing the full decoder on {full.device.type}")
-                try:
-                    self._full_frames_fn = frame_pipeline(full, out_size, self.config, prefetch=False)
-                except Exception as exc:
-                    self._error(f"accelerated full decoding off: {type(exc).__name__}: {exc}")
+            try:  # (the status above already says that a GPU start compiles)
+                self._full_frames_fn = full_pipeline(full, out_size, self.config)
+            except Exception as exc:
+                self._full_frames_fn = None
+                self._error(f"accelerated full decoding off: {type(exc).__name__}: {exc}")
             cache = FrameCache(int(getattr(self.config, "frame_cache_mb", 256)) * 2**20)
             # A CPU decodes slower than the display: blends in between, exact frames in the background.
             self.decoding = Decoding(anchors, fast, full, out_size=out_size, seed=self.config.seed,

@@ -187,7 +187,7 @@ def rerender(folder: str | Path, *, decoder: str = "fast", fps: float | None = N
     from instrument.lab.atlas import AtlasError
     from instrument.lab.live import LiveLab
     from instrument.mapping import parse_mapping
-    from instrument.render import Controls, Decoding, frame_pipeline
+    from instrument.render import Controls, Decoding, frame_pipeline, full_pipeline
 
     folder = Path(folder)
     sidecar, frames, events = read_take(folder)
@@ -209,8 +209,7 @@ def rerender(folder: str | Path, *, decoder: str = "fast", fps: float | None = N
     out_size = tuple(size) if size else tuple(sidecar.get("out_size") or config.size)
     # The same pipelines as live (render.Renderer), so the same pictures.
     frames_fn = frame_pipeline(fast, out_size, config)
-    full_fn = frame_pipeline(full, out_size, config, prefetch=False) \
-        if decoder == "full" and full.device.type != "cpu" else None
+    full_fn = full_pipeline(full, out_size, config) if decoder == "full" else None
     decoding = Decoding(anchors, fast, full, out_size=out_size, seed=config.seed, fast_frames=frames_fn,
                         full_frames=full_fn)
     controls = Controls(mapping)

@@ -203,12 +203,12 @@ def test_cuda_full_decoder_plays_through_its_pipeline():
     """``decoder: full`` on CUDA: render.Decoding uses the full decoder's compiled, graphed, sub-pixel
     pipeline (as play and render build it), and its frames match the plain fp16 decode."""
     from instrument.performance import Coords
-    from instrument.render import Decoding, frame_pipeline
+    from instrument.render import Decoding, full_pipeline
 
     fast = random_autoencoder("taesd", device="cuda", dtype="fp16")
     full = random_autoencoder("kl", device="cuda", dtype="fp16")
     config = Config(size=(128, 128))
-    full_frames = frame_pipeline(full, (128, 128), config, prefetch=False)
+    full_frames = full_pipeline(full, (128, 128), config)
     assert full_frames.options.subpixel and full_frames.options.cuda_graphs
     anchors = torch.randn(3, *full.latent_shape((128, 128)), device="cuda")
     decoding = Decoding(anchors, fast, full, out_size=(128, 128), seed=0, full_frames=full_frames)

@@ -55,4 +55,5 @@ def test_the_full_decoder_sweeps_as_play_plays_it():
     full = random_autoencoder("kl", device="cpu", dtype="fp32")
     row = live_sweep(full, 32, Config(), seconds=1.0, warmup_s=0.3, fps=30, fast=fast)
     assert row["frames"] > 0 and row["shown"] == {"full": row["frames"]}
+    assert row["exact_fps"] == row["fps"]  # every full frame is a decode, whatever blends the fast slot makes
     assert row["path"] == "plain (Autoencoder.decode)"  # a CPU has no full pipeline: it only refines there
