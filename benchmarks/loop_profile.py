@@ -1,18 +1,62 @@
-"""Where the render loop's time goes beyond the decode: cProfile of the real render thread during a sweep.
+"""Where the render loop's time goes beyond the decode, in the real render thread during a sweep.
 
     python benchmarks/loop_profile.py [--device cuda] [--size 512] [--seconds 4] [--anchors-on device|cpu]
-        [--sort tottime|cumulative] [--rows 22]
+        [--stages] [--sort tottime|cumulative] [--rows 22]
+
+Default: cProfile of the loop (every call, inflated by the profiler). ``--stages``: the loop's own steps
+timed with ``time.perf_counter`` (about a microsecond of overhead per step), as per-frame medians and means.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import cProfile
+import functools
 import pstats
+import statistics
+import time
 
-from instrument import bench, render
+from instrument import accel, bench, render
 from instrument.config import Config
 from instrument.decoders import random_autoencoder
+from instrument.lab.live import LiveLab
+
+# (class, method) of each step of a frame, in loop order
+STAGES = [
+    (render.Renderer, "_apply_controls"),
+    (render.Controls, "values"),
+    (LiveLab, "step"),
+    (render.Renderer, "_begin_frame"),
+    (render.Decoding, "begin"),
+    (accel.FastDecoder, "launch"),
+    (accel._Pipeline, "load"),
+    (accel._Pipeline, "run"),
+    (render.Renderer, "_finish_frame"),
+    (render.Decoding, "finish"),
+    (accel.FastDecoder, "collect"),
+    (LiveLab, "after_frame"),
+    (render.Renderer, "_prefetch"),
+    (render.Renderer, "_publish_status"),
+]
+
+
+def timed_stages() -> dict[str, list[float]]:
+    """Wrap each of STAGES with a stopwatch; returns name -> durations in ms (filled as the loop runs)."""
+    spans: dict[str, list[float]] = collections.defaultdict(list)
+    for cls, name in STAGES:
+        method = getattr(cls, name)
+
+        @functools.wraps(method)
+        def timed(*args, _method=method, _key=f"{cls.__name__}.{name}", **kwargs):
+            began = time.perf_counter()
+            try:
+                return _method(*args, **kwargs)
+            finally:
+                spans[_key].append((time.perf_counter() - began) * 1000)
+
+        setattr(cls, name, timed)
+    return spans
 
 
 def main() -> None:
@@ -22,26 +66,37 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--anchors-on", default="device")
     ap.add_argument("--decoder", default="fast")
+    ap.add_argument("--stages", action="store_true", help="time the loop's steps instead of profiling")
     ap.add_argument("--sort", default="tottime", help="pstats order: tottime, cumulative, ...")
     ap.add_argument("--rows", type=int, default=22)
     args = ap.parse_args()
     dtype = "fp16" if args.device != "cpu" else "fp32"
     ae = random_autoencoder(bench.DECODER_ARCH[args.decoder], device=args.device, dtype=dtype)
     profile = cProfile.Profile()
-    loop = render.Renderer._loop
+    spans = timed_stages() if args.stages else None
+    if not args.stages:
+        loop = render.Renderer._loop
 
-    def profiled(self):
-        profile.enable()
-        try:
-            loop(self)
-        finally:
-            profile.disable()
+        def profiled(self):
+            profile.enable()
+            try:
+                loop(self)
+            finally:
+                profile.disable()
 
-    render.Renderer._loop = profiled
-    row = bench.live_sweep(ae, args.size, Config(), seconds=args.seconds, fps=1000,
+        render.Renderer._loop = profiled
+    row = bench.live_sweep(ae, args.size, Config(), seconds=args.seconds, fps=bench.FLAT_OUT_FPS,
                            anchors_on=args.anchors_on, progressive=False)
-    print({k: row.get(k) for k in ("fps", "in_loop", "latency", "anchors_on", "path")})
-    pstats.Stats(profile).sort_stats(args.sort).print_stats(args.rows)
+    print({k: row.get(k) for k in ("fps", "read_ahead", "in_loop", "latency", "anchors_on", "path")})
+    if spans is None:
+        pstats.Stats(profile).sort_stats(args.sort).print_stats(args.rows)
+        return
+    frames = len(spans["Renderer._finish_frame"])
+    print(f"{'step':32} {'calls/frame':>11} {'median ms':>10} {'ms/frame':>9}")
+    for key, values in spans.items():
+        tail = values[len(values) // 2:]  # the second half: past the warm-up
+        share = sum(tail) / max(1, frames - frames // 2)
+        print(f"{key:32} {len(values) / frames:11.2f} {statistics.median(tail):10.4f} {share:9.4f}")
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ import queue
 import sys
 import threading
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -183,12 +183,47 @@ def _return_freed_memory() -> None:
         ctypes.CDLL("libc.so.6").mallopt(-3, 128 * 1024)  # -3: M_MMAP_THRESHOLD
 
 
+class Mix(NamedTuple):
+    """A latent as a weighted sum of fixed vectors: ``sum(weights[k] * vectors[k])``, shaped ``shape``.
+
+    ``vectors``: float32 [C*h*w] tensors on the decoder's device that never change once made (a CUDA graph
+    keeps a copy of each and copies again only when a different tensor comes). ``FastLatents.mix`` gives a
+    frame's point this way so that a CUDA-graph ``FastDecoder`` can do the sum inside its graph: a frame
+    then costs one upload of a few weights from pinned memory instead of a kernel launch per term.
+    """
+
+    vectors: tuple[torch.Tensor, ...]
+    weights: tuple[float, ...]
+    shape: tuple[int, ...]
+
+    def latent(self) -> torch.Tensor:
+        """The sum, eagerly: float32 ``shape`` on the vectors' device."""
+        out = self.vectors[0] * self.weights[0]
+        for vector, weight in zip(self.vectors[1:], self.weights[1:], strict=True):
+            out.add_(vector, alpha=weight)
+        return out.reshape(self.shape)
+
+
+MIX_TERMS = 6  # the most a Mix of FastLatents holds: two for the SLERP, four wander keyframes
+
+
 class _Pipeline:
-    """One fixed batch size: static device buffers, the (compiled) frame function, maybe a CUDA graph."""
+    """One fixed batch size: static device buffers, the (compiled) frame function, maybe a CUDA graph.
+
+    ``terms`` > 0 (batch 1 with a CUDA graph): the input is a ``Mix`` of that many terms, summed inside
+    the graph from ``basis`` [terms, C*h*w] and ``weights`` [terms] (see ``load``); else ``static_in``."""
 
     def __init__(self, fn, batch: int, latent_shape: tuple[int, int, int], device: torch.device,
-                 graphs: bool) -> None:
-        self.static_in = torch.randn((batch, *latent_shape), device=device)  # not zeros: warm-up runs on it
+                 graphs: bool, terms: int = 0) -> None:
+        self.latent_shape = latent_shape
+        self.basis: torch.Tensor | None = None
+        self.static_in: torch.Tensor | None = None
+        if terms:
+            self.basis = torch.randn((terms, math.prod(latent_shape)), device=device)  # warm-up runs on it
+            self.weights = torch.full((terms,), 1 / terms, device=device)
+            self.rows: list[torch.Tensor | None] = [None] * terms  # the Mix vector in each basis row
+        else:
+            self.static_in = torch.randn((batch, *latent_shape), device=device)
         self.graph: torch.cuda.CUDAGraph | None = None
         self.fn = fn
         if graphs:
@@ -196,20 +231,53 @@ class _Pipeline:
             stream.wait_stream(torch.cuda.current_stream(device))
             with torch.cuda.stream(stream):  # warm-up (compilation, cuDNN choices) off the capture
                 for _ in range(3):
-                    fn(self.static_in)
+                    fn(self._input())
             torch.cuda.current_stream(device).wait_stream(stream)
             self.graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
-                self.static_out = fn(self.static_in)
+                self.static_out = fn(self._input())
         else:
-            self.static_out = fn(self.static_in)
+            self.static_out = fn(self._input())
+
+    def _input(self) -> torch.Tensor:
+        if self.basis is None:
+            return self.static_in
+        # Multiply and sum, not a matrix product: exact for a single term of weight 1 (a plain latent),
+        # and no TF32 whatever the process's matmul precision.
+        return (self.weights[:, None] * self.basis).sum(0).view(1, *self.latent_shape)
+
+    def load(self, source: torch.Tensor | Mix, pinned_weights: torch.Tensor,
+             pinned_latent: torch.Tensor) -> None:
+        """Put one frame's input in place (``terms`` > 0), stream-ordered, without waiting for the device.
+
+        A ``Mix``: vectors not already in their rows are copied there (the rest of a frame's rows keep
+        finite vectors of earlier mixes, weighted 0); a latent is row 0 with weight 1 (from the CPU through
+        ``pinned_latent``). The weights go up through ``pinned_weights``. The pinned buffers must stay
+        untouched until the frame is collected."""
+        if isinstance(source, Mix):
+            for row, vector in enumerate(source.vectors):
+                if self.rows[row] is not vector:
+                    self.basis[row].copy_(vector)
+                    self.rows[row] = vector
+            weights = source.weights
+        else:
+            if source.device.type == "cpu":
+                pinned_latent.copy_(source)
+                source = pinned_latent
+            self.basis[0].copy_(source.reshape(-1), non_blocking=True)
+            self.rows[0] = None
+            weights = (1.0,)
+        host = pinned_weights.numpy()
+        host[:] = 0.0
+        host[: len(weights)] = weights
+        self.weights.copy_(pinned_weights, non_blocking=True)
 
     def run(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Frame(s) of what is in ``static_in``; the returned tensors are reused by the next run."""
+        """Frame(s) of the input in place; the returned tensors are reused by the next run."""
         if self.graph is not None:
             self.graph.replay()
             return self.static_out
-        return self.fn(self.static_in)
+        return self.fn(self._input())
 
 
 class FastDecoder:
@@ -268,6 +336,7 @@ class FastDecoder:
                                      pin_memory=pinned),
                 "finite": torch.empty((), dtype=torch.bool, pin_memory=pinned),
                 "latent": torch.empty(self.latent_shape, dtype=torch.float32, pin_memory=pinned),
+                "weights": torch.empty(MIX_TERMS, dtype=torch.float32, pin_memory=pinned),
                 "event": torch.cuda.Event() if self._cuda else None,
                 "result": None,
             }
@@ -279,8 +348,10 @@ class FastDecoder:
     def _pipe(self, batch: int) -> _Pipeline:
         pipe = self._pipes.get(batch)
         if pipe is None:
+            graphs = self.options.cuda_graphs
+            terms = MIX_TERMS if graphs and batch == 1 else 0  # (launch's frames: see Mix)
             with torch.no_grad():
-                pipe = _Pipeline(self._fn, batch, self.latent_shape, self.device, self.options.cuda_graphs)
+                pipe = _Pipeline(self._fn, batch, self.latent_shape, self.device, graphs, terms)
             self._pipes[batch] = pipe
         return pipe
 
@@ -297,20 +368,32 @@ class FastDecoder:
 
     # -- one frame -----------------------------------------------------------------------------------------
 
-    def __call__(self, latent: torch.Tensor) -> np.ndarray:
+    def __call__(self, latent: torch.Tensor | Mix) -> np.ndarray:
+        if self._order:  # collect() would hand back the oldest frame, not this one
+            raise RuntimeError("FastDecoder: a frame is in flight; collect() it before a frame in one call")
         self.launch(latent)
         return self.collect()
+
+    @property
+    def asynchronous(self) -> bool:
+        """Does ``launch`` return before the frame is made? (CUDA: stream-ordered; CPU: the decode thread.)"""
+        return self._cuda or (self.options.background and self.device.type == "cpu")
 
     @property
     def in_flight(self) -> int:
         return len(self._order)
 
-    def launch(self, latent: torch.Tensor) -> None:
-        """Queue the frame of ``latent`` ([C, h, w] or [1, C, h, w]); returns without waiting for it."""
+    def launch(self, latent: torch.Tensor | Mix) -> None:
+        """Queue the frame of ``latent`` ([C, h, w] or [1, C, h, w], or a ``Mix``, which a CUDA graph sums
+        on the device); returns without waiting for it."""
         self._build()
         if len(self._order) >= self.SLOTS:
             raise RuntimeError(f"FastDecoder: {self.SLOTS} frames in flight; collect() one first")
-        latent = latent.detach().reshape(self.latent_shape)
+        graphed = self._cuda and self.options.cuda_graphs and not self._plain
+        if isinstance(latent, Mix) and not graphed:
+            latent = latent.latent()
+        if not isinstance(latent, Mix):
+            latent = latent.detach().reshape(self.latent_shape)
         index = self._next
         self._next = (self._next + 1) % self.SLOTS
         slot = self._slots[index]
@@ -328,7 +411,9 @@ class FastDecoder:
         elif self._cuda:
             with torch.no_grad():
                 pipe = self._pipe(1)
-                if latent.device.type == "cpu":  # stage in pinned memory so that the upload is asynchronous
+                if graphed:  # (pinned staging: the uploads do not wait for the device)
+                    pipe.load(latent, slot["weights"], slot["latent"])
+                elif latent.device.type == "cpu":  # stage in pinned memory so that the upload is asynchronous
                     slot["latent"].copy_(latent)
                     pipe.static_in[0].copy_(slot["latent"], non_blocking=True)
                 else:
@@ -366,7 +451,8 @@ class FastDecoder:
             raise result
         frame, finite = result
         if not finite:
-            frame = self._fall_back(slot["source"])
+            source = slot["source"]
+            frame = self._fall_back(source.latent() if isinstance(source, Mix) else source)
         self.frames += 1
         return frame
 
@@ -459,12 +545,13 @@ class FastLatents:
     0.9 ms frame. Anchors do not change while playing, so for a SLERP segment (the ``slerp`` and ``walk``
     paths) the unit vectors, norms and angle are fixed; a frame's point is then two scalars (from Python
     floats) times two fixed vectors, and the random walk's wander is four device-resident keyframes mixed
-    with four scalars: about six kernels. Anything else (glides in progress, offsets, locks, lerp / spline /
-    loop paths, atlas coordinates with the ``atlas`` attribute) is passed to ``latent_at`` itself, so results
-    are the same function of the coordinates.
+    with four scalars: a ``Mix`` of at most ``MIX_TERMS`` terms. Anything else (glides in progress,
+    offsets, locks, lerp / spline / loop paths, atlas coordinates with the ``atlas`` attribute) is passed to
+    ``latent_at`` itself, so results are the same function of the coordinates.
 
     ``FastLatents(anchors [N, C, h, w], seed=..., std=...)``; ``fl(coords) -> [C, h, w]`` on the anchors'
-    device and dtype. Equal to ``latent_at`` within float32 rounding (tests/speed/test_accel.py).
+    device and dtype; ``fl.mix(coords) -> Mix | None`` (None: ``latent_at`` serves these coordinates).
+    Equal to ``latent_at`` within float32 rounding (tests/speed/test_accel.py).
     """
 
     def __init__(self, anchors: torch.Tensor, *, seed: int = 0, std: float = 1.0) -> None:
@@ -477,19 +564,26 @@ class FastLatents:
         self._keyframes: dict[int, torch.Tensor] = {}
 
     def __call__(self, coords: Any) -> torch.Tensor:
-        from instrument.performance import latent_at
+        mix = self.mix(coords)
+        if mix is None:
+            from instrument.performance import latent_at
 
+            return latent_at(self.anchors, coords, seed=self.seed, std=self.std, atlas=self.atlas)
+        with torch.no_grad():
+            return mix.latent().to(self.anchors.dtype)
+
+    def mix(self, coords: Any) -> Mix | None:
+        """The point at ``coords`` as a ``Mix``, or None where only ``latent_at`` computes it."""
         simple = (coords.path in ("slerp", "walk") and coords.glide >= 1.0 and coords.offset == 0
                   and coords.lock_channels <= 0 and coords.lock_region == "none"
                   and not getattr(coords, "atlas", False) and self.anchors.shape[0] > 1)
         if not simple:
-            return latent_at(self.anchors, coords, seed=self.seed, std=self.std, atlas=self.atlas)
+            return None
         self.fast_calls += 1
-        with torch.no_grad():
-            latent = self._slerp_point(float(coords.s))
-            if coords.noise > 0:
-                self._add_wander(latent, float(coords.walk_t), float(coords.noise) * self.std)
-            return latent.reshape(self.anchors.shape[1:]).to(self.anchors.dtype)
+        vectors, weights = self._slerp_terms(float(coords.s))
+        if coords.noise > 0:
+            self._wander_terms(float(coords.walk_t), float(coords.noise) * self.std, vectors, weights)
+        return Mix(tuple(vectors), tuple(weights), tuple(self.anchors.shape[1:]))
 
     def _segment(self, i: int) -> tuple:
         """Constants of the SLERP from anchor i to i + 1, as geometry.slerp computes them."""
@@ -498,30 +592,31 @@ class FastLatents:
             from instrument.latent import geometry
 
             work = torch.promote_types(self.anchors.dtype, torch.float32)
-            a = self.anchors[i].reshape(-1).to(work)
-            b = self.anchors[i + 1].reshape(-1).to(work)
-            na, nb = float(a.norm()), float(b.norm())
-            ua, ub = a / max(na, 1e-12), b / max(nb, 1e-12)
-            theta = 2 * math.atan2(float((ua - ub).norm()), float((ua + ub).norm()))
-            if theta <= math.pi / 2:
-                other = ub
-            else:  # the far branch turns toward a tangent with geometry's own antipode handling: read it off
-                half = geometry.slerp(self.anchors[i], self.anchors[i + 1], 0.5).reshape(-1).to(work)
-                other = (half / ((na + nb) / 2) - math.cos(theta / 2) * ua) / math.sin(theta / 2)
+            with torch.no_grad():
+                a = self.anchors[i].reshape(-1).to(work)
+                b = self.anchors[i + 1].reshape(-1).to(work)
+                na, nb = float(a.norm()), float(b.norm())
+                ua, ub = a / max(na, 1e-12), b / max(nb, 1e-12)
+                theta = 2 * math.atan2(float((ua - ub).norm()), float((ua + ub).norm()))
+                if theta <= math.pi / 2:
+                    other = ub
+                else:  # the far branch turns toward a tangent with geometry's own antipode handling
+                    half = geometry.slerp(self.anchors[i], self.anchors[i + 1], 0.5).reshape(-1).to(work)
+                    other = (half / ((na + nb) / 2) - math.cos(theta / 2) * ua) / math.sin(theta / 2)
             seg = (a, b, ua, other, na, nb, theta)
             self._segments[i] = seg
         return seg
 
-    def _slerp_point(self, s: float) -> torch.Tensor:
+    def _slerp_terms(self, s: float) -> tuple[list[torch.Tensor], list[float]]:
         n = self.anchors.shape[0]
         x = min(max(s, 0.0), 1.0) * (n - 1)
         i = int(min(max(math.floor(x), 0), n - 2))
         t = min(max(x - i, 0.0), 1.0)
         a, b, ua, other, na, nb, theta = self._segment(i)
         if t == 0.0:
-            return a.clone()
+            return [a], [1.0]
         if t == 1.0:
-            return b.clone()
+            return [b], [1.0]
         scale = (1 - t) * na + t * nb
         if theta <= math.pi / 2:
             sinc = _sinc(theta / math.pi)
@@ -529,30 +624,32 @@ class FastLatents:
             cb = t * _sinc(t * theta / math.pi) / sinc
         else:
             ca, cb = math.cos(t * theta), math.sin(t * theta)
-        out = ua * (scale * ca)
-        return out.add_(other, alpha=scale * cb)
+        return [ua, other], [scale * ca, scale * cb]
 
-    def _add_wander(self, latent: torch.Tensor, walk_t: float, amount: float) -> None:
-        """latent += amount * geometry.walk_offset(walk_t, seed, shape), with keyframes kept on the device."""
+    def _wander_terms(self, walk_t: float, amount: float, vectors: list[torch.Tensor],
+                      weights: list[float]) -> None:
+        """Append ``amount * geometry.walk_offset(walk_t, seed, shape)`` as four keyframes on the device."""
         from instrument.latent import geometry
 
         k = math.floor(walk_t)
         u = walk_t - k
         u2, u3 = u * u, u * u * u
-        weights = [0.5 * (-u3 + 2 * u2 - u), 0.5 * (3 * u3 - 5 * u2 + 2), 0.5 * (-3 * u3 + 4 * u2 + u),
-                   0.5 * (u3 - u2)]
-        norm = math.sqrt(sum(w * w for w in weights))
+        spline = [0.5 * (-u3 + 2 * u2 - u), 0.5 * (3 * u3 - 5 * u2 + 2), 0.5 * (-3 * u3 + 4 * u2 + u),
+                  0.5 * (u3 - u2)]
+        norm = math.sqrt(sum(w * w for w in spline))
         shape = tuple(self.anchors.shape[1:])
-        for j, w in zip(range(-1, 3), weights, strict=True):
+        work = torch.promote_types(self.anchors.dtype, torch.float32)
+        for j, w in zip(range(-1, 3), spline, strict=True):
             key = k + j
             frame = self._keyframes.get(key)
             if frame is None:
                 # geometry's own keyframe (its private cache) so that live and offline agree bit for bit
-                frame = geometry._keyframe(self.seed, key, shape).reshape(-1).to(latent.device, latent.dtype)
+                frame = geometry._keyframe(self.seed, key, shape).reshape(-1).to(self.anchors.device, work)
                 self._keyframes[key] = frame
                 for old in [x for x in self._keyframes if abs(x - key) > 4]:
                     del self._keyframes[old]
-            latent.add_(frame, alpha=amount * w / norm)
+            vectors.append(frame)
+            weights.append(amount * w / norm)
 
 
 def _sinc(x: float) -> float:

@@ -49,6 +49,9 @@ SWEEP_RATE = 200.0  # CC messages per second (a fast hand on a knob sends about 
 # instrument's memory, not the benchmark's (a GPU soak makes ~450,000 frames in 10 minutes).
 KEPT = 50_000
 
+# The render rate of a GPU's live rows: far above any decode (TAESD's 512 px frame is ~1 ms on an H100), so
+# that the loop is always behind its clock, as flat out as it goes.
+FLAT_OUT_FPS = 10_000.0
 SWEEP_MAPPING = """\
 version: 1
 name: bench sweep
@@ -351,7 +354,7 @@ class _Sweep(threading.Thread):
 
 
 def live_sweep(ae, size: int, config: Config, *, seconds: float, warmup_s: float = 2.0,
-               fps: float = 1000.0, accelerated: bool = True, sample_every: float = 0.0,
+               fps: float = FLAT_OUT_FPS, accelerated: bool = True, sample_every: float = 0.0,
                progressive: bool | None = None, anchors_on: str = "device", latents: str = "fast",
                fast: Any = None, progress: Callable[[str], None] = lambda text: None) -> dict[str, Any]:
     """Run the real render thread on ``ae`` (as its fast decoder) at ``size`` for ``warmup_s + seconds``
@@ -368,8 +371,9 @@ def live_sweep(ae, size: int, config: Config, *, seconds: float, warmup_s: float
     ``framecache.Progressive``); the row's ``exact_fps`` counts the exact ones. False: every frame decoded.
     ``anchors_on``: "device" (as ``play`` loads them) or "cpu": the frame's latent is then computed on the
     CPU and uploaded once (a few hundred tiny kernels fewer on a GPU).
-    ``latents``: "fast" (``accel.FastLatents``, as ``render`` does) or "latent_at" (the same function, the
-    general geometry); progressive rows always use the render thread's own (FastLatents).
+    ``latents``: "fast" (as ``render`` does: ``accel.FastLatents``' Mix, summed inside a CUDA graph),
+    "eager" (FastLatents' latent made by eager kernels, then decoded) or "latent_at" (the same function,
+    the general geometry); progressive rows always use the render thread's own.
     The row splits each frame's time (``in_loop``): the latent, the decode (latent in -> uint8 out) and the
     rest of the loop.
     """
@@ -434,6 +438,7 @@ def live_sweep(ae, size: int, config: Config, *, seconds: float, warmup_s: float
         row["memory_start"] = memory(device)
         t0 = time.monotonic()
         shown_before = shown.copy()
+        read_before = renderer.read_ahead
         decoded_before = _exact_count(renderer)
         next_sample = t0
         while time.monotonic() - t0 < seconds and not renderer.finished:
@@ -445,6 +450,7 @@ def live_sweep(ae, size: int, config: Config, *, seconds: float, warmup_s: float
             time.sleep(0.02)
         t1 = time.monotonic()
         decoded = _exact_count(renderer)
+        read_ahead = renderer.read_ahead - read_before
         row["memory_end"] = memory(device)
         shown_during = shown - shown_before
         window = [p for p in published if t0 <= p[0] <= t1]  # (the last KEPT of them at most)
@@ -469,6 +475,7 @@ def live_sweep(ae, size: int, config: Config, *, seconds: float, warmup_s: float
     row["frames"] = frames
     row["shown"] = dict(shown_during)  # frames per decoder
     row["fps"] = round(frames / (t1 - t0), 2)
+    row["read_ahead"] = round(read_ahead / frames, 3) if frames else 0.0  # share of frames (render._loop)
     # (blends stand in for fast frames only: a full row's frames are all exact)
     exact = frames if decoded is None or fast is not None else decoded - decoded_before
     row["exact_fps"] = round(exact / (t1 - t0), 2)
@@ -498,39 +505,41 @@ def live_sweep(ae, size: int, config: Config, *, seconds: float, warmup_s: float
 
 
 def timed_decoding(render: Any, latents: str = "latent_at") -> type:
-    """``render.Decoding`` with a stopwatch: (latent ms, decode ms) of each frame it decodes, the same steps
-    as its ``render`` (the frame's latent, then the decoder's frame pipeline or its plain decode), and no
-    frame cache, so that every frame published is a frame decoded. ``latents="fast"`` makes the latent with
-    ``accel.FastLatents`` (the same function, precomputed per anchor pair) instead of ``latent_at``."""
-    from instrument.accel import FastLatents
+    """``render.Decoding`` with a stopwatch: (latent ms, decode ms) of each frame it decodes, and no frame
+    cache, so that every frame published is a frame decoded. The latent: ``latents`` = "fast" (as play:
+    ``Decoding.source``, a Mix where FastLatents has one), "eager" (FastLatents' latent by eager kernels) or
+    "latent_at" (the general geometry). The decode: ``DecodeJob.seconds``, from its launch (or the end of
+    the frame queued before it) to its picture on the host; work the loop does meanwhile is inside."""
     from instrument.framecache import FrameCache
     from instrument.performance import latent_at
 
     class TimedDecoding(render.Decoding):
-        spans: collections.deque[tuple[float, float]]
-
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.progressive = None
-            if latents == "fast":
-                self.make_latent = FastLatents(self.anchors, seed=self.seed, std=self.std)
-            else:
-                self.make_latent = lambda c: latent_at(self.anchors, c, seed=self.seed, std=self.std)
+            self.make_latent = {
+                "fast": super().source,
+                "eager": self.latent,
+                "latent_at": lambda c: latent_at(self.anchors, c, seed=self.seed, std=self.std),
+            }[latents]
             # Every frame decoded: above ~250 frames a second the sweep's coordinates repeat (CC steps,
             # the walk clock's grid) and cache hits would count as frames the decoder never made.
             self.cache = FrameCache(0)
+            self.spans: collections.deque[tuple[float, float]] = collections.deque(maxlen=KEPT)
+            self._latent_ms = 0.0
 
-        def render(self, coords: Any, which: str = "fast") -> np.ndarray:
-            if not hasattr(self, "spans"):
-                self.spans = collections.deque(maxlen=KEPT)
+        def source(self, coords: Any) -> Any:
             t0 = time.perf_counter()
             with torch.inference_mode():
                 latent = self.make_latent(coords)
-            t1 = time.perf_counter()
-            image = self.picture(latent, which)
-            t2 = time.perf_counter()
-            self.spans.append(((t1 - t0) * 1000, (t2 - t1) * 1000))
-            return image
+            self._latent_ms = (time.perf_counter() - t0) * 1000
+            return latent
+
+        def finish(self, job: Any) -> tuple[np.ndarray, bool]:
+            out = super().finish(job)
+            if job.began:
+                self.spans.append((self._latent_ms, job.seconds * 1000))
+            return out
 
     return TimedDecoding
 
@@ -585,8 +594,9 @@ def configure_bench(parser: argparse.ArgumentParser) -> None:
                         help="render rate in the sweep (0: flat out on a GPU, twice --fps elsewhere)")
     parser.add_argument("--live-plain", action="store_true", help="also sweep with the plain path")
     parser.add_argument("--latents", default="fast",
-                        help="how the sweep makes a frame's latent: fast (accel.FastLatents, as play does), "
-                             "latent_at (the same function, the general geometry), or both")
+                        help="how the sweep makes a frame's latent, comma-separated: fast (as play does: "
+                             "accel.FastLatents' Mix, summed inside the CUDA graph), eager (FastLatents' "
+                             "latent by eager kernels), latent_at (the general geometry)")
     parser.add_argument("--anchors-on", default="device",
                         help="where the sweep's latents are made: device (as play does), cpu, or both")
     parser.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True,
@@ -667,7 +677,7 @@ def run_bench(args: argparse.Namespace) -> int:
                         save()
                         say("  " + _decode_line(row))
                     if size in live_sizes:
-                        fps = args.live_fps or (1000.0 if name == "cuda" else 2 * config.fps)
+                        fps = args.live_fps or (FLAT_OUT_FPS if name == "cuda" else 2 * config.fps)
                         runs = [(True, where, how) for where in _csv(args.anchors_on)
                                 for how in _csv(args.latents)]
                         runs += [(False, "device", "latent_at")] if args.live_plain else []
@@ -693,7 +703,7 @@ def run_bench(args: argparse.Namespace) -> int:
             size = (live_sizes or sizes)[0]
             say(f"[{name}] soak: {args.soak:.0f} s sweep, fast decoder, {size}px...")
             ae = build_decoder("fast", device, dtype, config.family)
-            fps = args.live_fps or (1000.0 if name == "cuda" else 2 * config.fps)
+            fps = args.live_fps or (FLAT_OUT_FPS if name == "cuda" else 2 * config.fps)
             row = live_sweep(ae, size, config, seconds=args.soak, fps=fps,
                              sample_every=max(1.0, args.soak / 60))
             row.update(device=name, decoder="fast", dtype=DTYPE_NAMES[dtype])
@@ -863,15 +873,20 @@ def to_markdown(result: dict[str, Any]) -> str:
     timed = [r for r in result["live"] if "in_loop" in r]
     if timed:
         lines += ["## Where a live frame's time goes (medians, ms)", "",
+                  "decode: from its launch (or the end of the frame queued before it) to its picture on the "
+                  "host; read ahead: the share of frames whose controls the loop read, and whose decode it "
+                  "queued, while the frame before decoded (that work then sits inside the decode); rest of "
+                  "loop: the frame period less the latent and the decode.", "",
                   "| device | decoder | size | path | anchors on | latents | frame period | latent | decode "
-                  "| rest of loop |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+                  "| rest of loop | read ahead |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in timed:
             t = r["in_loop"]
             lines.append(f"| {r['device']} | {r['decoder']} | {r['size']} | {r['path']} | "
                          f"{r['anchors_on']} | {r.get('latents', 'latent_at')} | "
                          f"{_fmt(t['frame_period_ms'], 3)} | {_fmt(t['latent_ms'], 3)} | "
-                         f"{_fmt(t['decode_ms'], 3)} | {_fmt(t['rest_ms'], 3)} |")
+                         f"{_fmt(t['decode_ms'], 3)} | {_fmt(t['rest_ms'], 3)} | "
+                         f"{_fmt(100 * r.get('read_ahead', 0.0), 0)}% |")
         lines.append("")
     for s in result["soak"]:
         drifts = ", ".join(f"{k[6:-4]} {v:+.2f}%" for k, v in s.items() if k.startswith("drift_"))

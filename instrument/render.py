@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import logging
 import math
 import threading
@@ -38,6 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from instrument.accel import FastLatents, Mix, make_frame_fn
 from instrument.config import Config
 from instrument.events import ControlEvent, EventQueue
 from instrument.framecache import FrameCache, Progressive
@@ -197,8 +199,6 @@ def frame_pipeline(fast, out_size: tuple[int, int], config: Config, *, prefetch:
     """
     if fast.arch == "procedural":
         return None
-    from instrument.accel import make_frame_fn
-
     frames = make_frame_fn(fast, out_size, config)
     frames.warmup()
     batch = frames.options.prefetch
@@ -215,6 +215,25 @@ def full_pipeline(full, out_size: tuple[int, int], config: Config):
     return frame_pipeline(full, out_size, config, prefetch=False)
 
 
+@dataclasses.dataclass
+class DecodeJob:
+    """A frame between ``Decoding.begin`` and ``Decoding.finish``: ``key`` (coords, decoder); ``result``
+    (frame, exact) once known; ``frames``: the frame pipeline decoding it meanwhile; ``began``: when it was
+    launched (``time.perf_counter``; 0 for a frame from the cache); ``seconds``: after ``finish``, the
+    decode's own time, from its launch or the end of the frame queued before it, whichever came later."""
+
+    key: tuple[Coords, str]
+    result: tuple[np.ndarray, bool] | None = None
+    frames: Any = None
+    began: float = 0.0
+    seconds: float = 0.0
+
+    @property
+    def decoding(self) -> bool:
+        """Is the device still on it (``finish`` will wait)?"""
+        return self.frames is not None
+
+
 class Decoding:
     """Coordinates -> picture: the anchors, the decoders and the frame cache. Used live and offline.
 
@@ -228,8 +247,6 @@ class Decoding:
     def __init__(self, anchors: torch.Tensor, fast, full, *, out_size: tuple[int, int], seed: int,
                  cache: FrameCache | None = None, fast_frames=None, full_frames=None,
                  progressive: bool = False) -> None:
-        from instrument.accel import FastLatents
-
         self.anchors = anchors
         self.fast = fast
         self.full = full
@@ -241,7 +258,8 @@ class Decoding:
         self.full_frames = full_frames
         self.latents = FastLatents(anchors, seed=seed, std=self.std)
         self.progressive = Progressive(fast_frames, self.cache) if progressive and fast_frames else None
-        self.decode_seconds = 0.0  # running estimate for one fast decode
+        self.decode_seconds = {"fast": 0.0, "full": 0.0}  # running estimate of one decode, per decoder
+        self._decoded_at = 0.0  # when the last decode finished (time.perf_counter)
 
     @property
     def atlas(self):
@@ -274,19 +292,41 @@ class Decoding:
     def frame(self, coords: Coords, which: str = "fast") -> tuple[np.ndarray, bool]:
         """(the frame at ``coords`` [h, w, 3] uint8, exact), from the cache or decoded. Progressive: a blend
         (exact False) while the exact frame decodes in the background. Raises NonFiniteDecode."""
+        return self.finish(self.begin(coords, which))
+
+    def begin(self, coords: Coords, which: str = "fast") -> DecodeJob:
+        """``frame`` in two steps: start it here, get it from ``finish``. Where the decoder's frame pipeline
+        is asynchronous (a GPU) the decode runs on the device in between, while the caller does other work
+        (but no other decode); else the frame is made here."""
         key = self.key(coords, which)
         if self.progressive is not None and key[1] == "fast":
-            return self.progressive.frame(key, lambda: self.latent(coords))
+            return DecodeJob(key, result=self.progressive.frame(key, lambda: self.latent(coords)))
         image = self.cache.get(key)
-        if image is None:
-            began = time.perf_counter()
-            image = self.render(coords, which)
-            if key[1] == "fast":
-                spent = time.perf_counter() - began
-                old = self.decode_seconds
-                self.decode_seconds = spent if not old else 0.8 * old + 0.2 * spent
-            self.cache.put(key, image)
-        return image, True
+        if image is not None:
+            return DecodeJob(key, result=(image, True))
+        source = self.source(coords)
+        job = DecodeJob(key, began=time.perf_counter())
+        frames = self.fast_frames if key[1] == "fast" else self.full_frames
+        if frames is not None and frames.asynchronous:
+            frames.launch(source)
+            job.frames = frames
+        else:
+            job.result = (self.picture(source, key[1]), True)
+        return job
+
+    def finish(self, job: DecodeJob) -> tuple[np.ndarray, bool]:
+        """The (frame, exact) of a ``begin``: waits for its decode; raises NonFiniteDecode."""
+        if not job.began:  # from the cache, or a blend
+            return job.result
+        image = job.frames.collect() if job.frames is not None else job.result[0]
+        job.frames, job.result = None, (image, True)
+        done = time.perf_counter()
+        job.seconds = done - max(job.began, self._decoded_at)  # (a queued frame waits for the one before)
+        self._decoded_at = done
+        old = self.decode_seconds[job.key[1]]
+        self.decode_seconds[job.key[1]] = job.seconds if not old else 0.8 * old + 0.2 * job.seconds
+        self.cache.put(job.key, image)
+        return job.result
 
     def prefetch(self, coords: list[Coords]) -> None:
         """Decode fast frames ahead into the cache: one batch through the frame pipeline when it has a batch
@@ -305,16 +345,47 @@ class Decoding:
 
     def render(self, coords: Coords, which: str = "fast") -> np.ndarray:
         """Decode ``coords`` without the cache."""
-        return self.picture(self.latent(coords), which)
+        return self.picture(self.source(coords), which)
 
-    def picture(self, latent: torch.Tensor, which: str = "fast") -> np.ndarray:
-        """latent [C, h, w] -> [h, w, 3] uint8 through the decoder's frame pipeline, else its plain decode."""
+    def source(self, coords: Coords) -> torch.Tensor | Mix:
+        """What a frame pipeline decodes for ``coords``: the latent's ``accel.Mix`` where FastLatents has one
+        (a CUDA graph sums it on the device), else the latent [C, h, w]."""
+        with torch.inference_mode():
+            mix = self.latents.mix(coords)
+        return mix if mix is not None else self.latent(coords)
+
+    def picture(self, latent: torch.Tensor | Mix, which: str = "fast") -> np.ndarray:
+        """latent [C, h, w] (or its Mix) -> [h, w, 3] uint8 through the decoder's frame pipeline, else its
+        plain decode."""
         ae = self.decoder(which)
         frames = self.fast_frames if ae is self.fast else self.full_frames
         with torch.inference_mode():
             if frames is not None:
                 return frames(latent)
+            if isinstance(latent, Mix):
+                latent = latent.latent()
             return to_uint8(ae.decode(latent[None]), self.out_size)
+
+
+@dataclasses.dataclass
+class _Frame:
+    """One frame of the render loop: its controls (read at its time), then its decode and record."""
+
+    n: int
+    t: float
+    events: list[ControlEvent]
+    record_toggles: int  # record on/off presses, run between frames
+    controls: dict[str, Any]
+    coords: Coords
+    begun: bool = False
+    resting: bool = False
+    meta: dict[str, Any] = dataclasses.field(default_factory=dict)  # for the take, while recording
+    job: DecodeJob | None = None
+    error: Exception | None = None
+
+    @property
+    def which(self) -> str:
+        return str(self.controls["decoder"])
 
 
 class Renderer:
@@ -350,6 +421,7 @@ class Renderer:
         self.recorder_factory = recorder_factory
         self.status = Status()
         self.frames = 0  # frames published since playing began
+        self.read_ahead = 0  # of them, frames whose controls were read while the one before decoded
         self.recorder: Recorder | None = None
         self.takes: list[Path] = []
         self.failure: BaseException | None = None
@@ -449,53 +521,83 @@ class Renderer:
         interval = 1.0 / self.config.fps
         self.interval = interval
         self.start_time = time.monotonic()
+        self._frames_limit = int(getattr(self.config, "frames", 0) or 0)
+        self._end = self.start_time + float(getattr(self.config, "duration", 0.0) or 0.0)
         if self._record_first:
             self._start_recording(Path(self._record_first))
         n = 0
-        last_change = self.start_time
-        last_coords: Coords | None = None
+        self._last_change = self.start_time  # when the controls last moved the picture
+        self._last_coords: Coords | None = None
         controls_before: dict[str, Any] | None = None
-        frames_limit = int(getattr(self.config, "frames", 0) or 0)
-        end = self.start_time + float(getattr(self.config, "duration", 0.0) or 0.0)
         status_due = self.start_time
-        while not self._stop.is_set() and not self._quit:
-            if frames_limit and self.frames >= frames_limit:
-                break
-            t = self.start_time + n * interval
-            if end > self.start_time and t >= end:
-                break
-            wait = t - time.monotonic()
-            if wait > 0 and self._stop.wait(wait):
-                break
-            events, pick = self._apply_controls(n, t)
-            controls = self.controls.values(t)
-            coords = self.lab.step(controls, t, pick, n)
-            if self._rendered and self._rendered[-1][1] == n - 1:
-                self._rendered[-1][1] = n
-            else:
-                self._trimmed += len(self._rendered) == self._rendered.maxlen  # the oldest run goes
-                self._rendered.append([n, n])
-            if events or coords != last_coords:
-                last_change = time.monotonic()
-            last_coords = coords
-            resting = time.monotonic() - last_change >= REST_SECONDS
-            shown = self._make_frame(n, t, coords, str(controls["decoder"]), events, resting)
-            # Spare time before the next frame: refine a still picture, else fill the cache ahead.
+        ahead: _Frame | None = None  # the next frame, its controls read (maybe queued) while this one decoded
+        while not self._stop.is_set():
+            if ahead is None:
+                if not self._may_start(n):
+                    break
+                t = self.start_time + n * interval
+                wait = t - time.monotonic()
+                if wait > 0 and self._stop.wait(wait):
+                    break
+                ahead = self._read_controls(n, t)
+            frame, ahead = ahead, None
+            n, t, coords = frame.n, frame.t, frame.coords
+            if not frame.begun:
+                self._begin_frame(frame)
             next_n = max(n + 1, math.floor((time.monotonic() - self.start_time) / interval))
+            if self._reads_ahead(frame, next_n):
+                ahead = self._read_controls(next_n, self.start_time + next_n * interval)
+                self.read_ahead += 1
+                if not ahead.record_toggles:  # queued on the device behind this frame (a take's start and
+                    self._begin_frame(ahead)  # end wait for this frame: they go between frames)
+            shown = self._finish_frame(frame)
+            if ahead is None:  # (else the next frame's number is fixed: its controls are read)
+                next_n = max(n + 1, math.floor((time.monotonic() - self.start_time) / interval))
+            # Spare time before the next frame: refine a still picture, else fill the cache ahead.
             deadline = self.start_time + next_n * interval
-            if resting and shown == "fast":
+            if frame.resting and shown == "fast":
                 self._refine(n, t, coords)
-            self.lab.after_frame(coords, resting)
-            self._prefetch(controls, controls_before, t, deadline)
+            self.lab.after_frame(coords, frame.resting)
+            self._prefetch(frame.controls, controls_before, t, deadline)
             # Faster than the display (a GPU's flat-out loop), building the status every frame costs frames.
             if time.monotonic() >= status_due or self._quit:
-                self._publish_status("playing", self._message, coords, controls)
+                self._publish_status("playing", self._message, coords, frame.controls)
                 status_due = time.monotonic() + STATUS_SECONDS
-            controls_before = controls
+            controls_before = frame.controls
             n = next_n
 
-    def _apply_controls(self, n: int, t: float) -> tuple[list[ControlEvent], int | None]:
-        """Drain and apply events, reload the mapping if edited, advance the state to ``t``, run actions."""
+    def _may_start(self, n: int, in_flight: int = 0) -> bool:
+        """May frame ``n`` be made: no quit asked, within ``config.frames`` (counting ``in_flight`` frames
+        not yet published) and ``config.duration``?"""
+        if self._quit or (self._frames_limit and self.frames + in_flight >= self._frames_limit):
+            return False
+        return not (self._end > self.start_time and self.start_time + n * self.interval >= self._end)
+
+    def _reads_ahead(self, frame: _Frame, next_n: int) -> bool:
+        """Read frame ``next_n``'s controls now, while ``frame`` decodes on the device?
+
+        Only when the loop is behind the clock (the next frame's time has come: a GPU flat out), so that
+        the device does not wait for the loop's Python side between frames (the next frame is then queued
+        on the device behind this one, unless it starts or ends a take); and only for a decode of at
+        most ``config.read_ahead_ms``, because the next frame's controls are then read that much earlier.
+        Never while resting: the spare time goes to refining. At the display rate this never happens."""
+        job = frame.job
+        limit = float(getattr(self.config, "read_ahead_ms", 0.0) or 0.0) / 1000
+        return (job is not None and job.decoding and not frame.resting
+                and self.decoding.decode_seconds[job.key[1]] <= limit
+                and self.start_time + next_n * self.interval <= time.monotonic()
+                and self._may_start(next_n, in_flight=1))
+
+    def _read_controls(self, n: int, t: float) -> _Frame:
+        """Frame ``n`` at time ``t`` up to its coordinates: events, mapping edits, actions, the lab's step."""
+        events, pick, toggles = self._apply_controls(n, t)
+        controls = self.controls.values(t)
+        coords = self.lab.step(controls, t, pick, n)
+        return _Frame(n, t, events, toggles, controls, coords)
+
+    def _apply_controls(self, n: int, t: float) -> tuple[list[ControlEvent], int | None, int]:
+        """Drain and apply events, reload the mapping if edited, advance the state to ``t``, run actions;
+        returns (events, anchor picked or None, record toggles asked for: the loop runs them)."""
         events = self.queue.drain()
         for event in events:
             try:
@@ -520,29 +622,54 @@ class Renderer:
                 log.info("mapping reloaded: %s", self.controls.path)
         self.controls.advance(t)
         pick = None
+        toggles = 0
         for name, value in self.controls.pop_actions():
             if name == "anchor":
                 pick = int(value)
             elif name == "record":
-                self._toggle_recording()
+                toggles += 1
             elif name == "quit":
                 self._quit = True
             elif name in self._ui:
                 self._ui[name] = bool(value)
                 self._ui_version += 1
-        return events, pick
+        return events, pick, toggles
 
-    def _make_frame(self, n: int, t: float, coords: Coords, which: str, events: list[ControlEvent],
-                    resting: bool) -> str | None:
-        """Make, publish and record frame ``n``; returns which decoder's picture is shown (None: failed).
+    def _begin_frame(self, frame: _Frame) -> None:
+        """Start ``frame``: record toggles asked for with it, then its decode (``Decoding.begin``);
+        ``_finish_frame`` publishes it."""
+        frame.begun = True
+        for _ in range(frame.record_toggles):  # between frames: a take holds whole frames
+            self._toggle_recording()
+        n = frame.n
+        if self._rendered and self._rendered[-1][1] == n - 1:
+            self._rendered[-1][1] = n
+        else:
+            self._trimmed += len(self._rendered) == self._rendered.maxlen  # the oldest run goes
+            self._rendered.append([n, n])
+        if frame.events or frame.coords != self._last_coords:
+            self._last_change = time.monotonic()
+        self._last_coords = frame.coords
+        frame.resting = time.monotonic() - self._last_change >= REST_SECONDS
+        # The frame's record for a take, built only while recording (Coords.to_json is a measurable share
+        # of a GPU loop's frame).
+        if self.recorder is not None:
+            frame.meta = {"n": frame.n, "t": frame.t, "coords": frame.coords.to_json()}
+        try:
+            frame.job = self.decoding.begin(frame.coords, frame.which)
+        except Exception as exc:
+            frame.error = exc
+
+    def _finish_frame(self, frame: _Frame) -> str | None:
+        """Publish and record ``frame``; returns which decoder's picture is shown (None: failed).
 
         The recorder always gets the picture of the chosen decoder (what a re-render at the same settings
         makes); the screen gets the full decoder's refinement instead while the controls rest on it."""
-        # The frame's record for a take, built only while recording (Coords.to_json is a measurable share
-        # of a GPU loop's frame).
-        meta = {"n": n, "t": t, "coords": coords.to_json()} if self.recorder is not None else {}
+        coords, which, meta = frame.coords, frame.which, frame.meta
         try:
-            image, exact = self.decoding.frame(coords, which)
+            if frame.error is not None:
+                raise frame.error
+            image, exact = self.decoding.finish(frame.job)
         except Exception as exc:
             self._error(f"frame failed: {type(exc).__name__}: {exc}")
             self._record(None, None, {**meta, "error": str(exc)})  # the take's clock still ticked
@@ -550,11 +677,12 @@ class Renderer:
         shown = self.decoding.key(coords, which)[1]
         screen = image
         refined = self.decoding.key(coords, "full")
-        if resting and shown == "fast" and refined[1] == "full" and refined in self.decoding.cache:
+        if frame.resting and shown == "fast" and refined[1] == "full" and refined in self.decoding.cache:
             screen, shown = self.decoding.cache.get(refined), "full"
         now = time.monotonic()
+        events = frame.events
         latency = now - min(e.time for e in events) if events else None
-        self.mailbox.put(Frame(n, t, screen, coords, shown, latency, now))
+        self.mailbox.put(Frame(frame.n, frame.t, screen, coords, shown, latency, now))
         self.frames += 1
         self._tick(now, latency)
         # A blend waits in _held for its exact frame if that is decoding now; else it is recorded bare.
@@ -603,7 +731,7 @@ class Renderer:
         """Decode the next frames' coordinates ahead while there is time, continuing the controls' motion."""
         # Twice a decode's time must be left before each one: a prefetch that runs late makes the next frame
         # late, and a late frame skips past the frames that were fetched for it.
-        budget = self.decoding.decode_seconds * 2.0
+        budget = self.decoding.decode_seconds["fast"] * 2.0
         if not budget or deadline - time.monotonic() < budget or self.decoding.progressive is not None:
             return  # (progressive: the background decoder is busy with the frames being shown)
         performance = self.performance.copy()

@@ -116,6 +116,60 @@ def test_an_unwritable_record_folder_is_reported(session_loader, tmp_path):
         renderer.join(5)
 
 
+def test_reading_ahead_keeps_frames_in_order_and_takes_exact(session_loader, taef2, tmp_path, monkeypatch):
+    """Behind the clock, the loop reads frame n+1's controls while frame n decodes (on a GPU; here the CPU
+    decode thread with blends off and ``read_ahead_ms`` raised). Frames still come in order, a take
+    started and stopped mid-session holds whole frames and re-renders exactly, ``frames`` is exact."""
+    from instrument import render
+    from instrument.recorder import FRAMES, read_jsonl
+    from instrument.replay import rerender
+
+    class Decoding(render.Decoding):  # every frame decoded, as on a GPU (no blends)
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **{**kwargs, "progressive": False})
+
+    monkeypatch.setattr(render, "Decoding", Decoding)
+    small = lambda say: (taef2, None, torch.nn.functional.interpolate(  # noqa: E731
+        session_loader(say)[2], size=(4, 4)), ["dog", "pastry"], [])
+    # The random walk's wander: a new point every frame, so that the frame cache does not answer.
+    mapping, errors = parse_mapping(MAPPING + "initial: {noise: 0.3}\n", "wander.yaml")
+    assert not errors
+    queue, mailbox = EventQueue(), Mailbox()
+    config = Config(size=(32, 32), fps=2000.0, frames=400, record_root=str(tmp_path / "takes"),
+                    full_model="none", read_ahead_ms=10_000.0)
+    renderer = render.Renderer(config, queue=queue, mailbox=mailbox, load=small,
+                               controls=lambda: Controls(mapping, queue=queue))
+    seen: list[int] = []
+    put = mailbox.put
+    monkeypatch.setattr(mailbox, "put", lambda frame: (seen.append(frame.index), put(frame)))
+    renderer.start()
+    try:
+        assert wait_for(lambda: mailbox.count > 5)
+        for value in (20, 40):
+            queue.put(cc(1, value))
+            time.sleep(0.05)
+        queue.put(cc(2, 127))  # record on, mid-session, behind the clock
+        assert wait_for(lambda: renderer.recorder is not None)
+        for value in (60, 80, 100, 120):
+            queue.put(cc(1, value))
+            time.sleep(0.05)
+        queue.put(cc(2, 0))  # record off
+        assert wait_for(lambda: renderer.recorder is None)
+        assert wait_for(lambda: renderer.finished)
+    finally:
+        renderer.stop()
+        renderer.join(5)
+    assert renderer.failure is None
+    assert renderer.frames == len(seen) == 400  # config.frames, with a frame read ahead at the end
+    assert renderer.read_ahead > 100
+    assert seen == sorted(set(seen))
+    live = read_jsonl(renderer.takes[0] / FRAMES)
+    assert len(live) >= 5 and len({f["coords"]["s"] for f in live}) >= 3
+    result = rerender(renderer.takes[0], load=lambda config: (taef2, None), progress=False)
+    assert result.mismatches == 0
+    assert [f["coords"] for f in read_jsonl(result.folder / FRAMES)] == [f["coords"] for f in live]
+
+
 def test_a_loops_second_lap_decodes_nothing(taef2, anchor_latents):
     decoding = Decoding(anchor_latents, taef2, None, out_size=(SIZE, SIZE), seed=0, cache=FrameCache())
     performance = Performance(n_anchors=2)

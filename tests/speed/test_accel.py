@@ -12,7 +12,7 @@ from torch import nn
 
 from instrument.accel import AccelOptions, FastDecoder, make_frame_fn, options_from_config
 from instrument.config import Config
-from instrument.decoders import Autoencoder, get_family, random_autoencoder
+from instrument.decoders import Autoencoder, NonFiniteDecode, get_family, random_autoencoder
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -61,7 +61,10 @@ def test_resize_on_device_and_two_phase(device):
         assert fd.in_flight == 2
         with pytest.raises(RuntimeError):
             fd.launch(latents[0])  # two in flight at most
-        first, second = fd.collect(), fd.collect()
+        first = fd.collect()
+        with pytest.raises(RuntimeError, match="in flight"):
+            fd(latents[0])  # (it would get the frame in flight)
+        second = fd.collect()
         assert not fd.ready() and fd.in_flight == 0
         for got, z in [(first, latents[0]), (second, latents[1])]:
             assert got.shape == (32, 40, 3)
@@ -153,6 +156,39 @@ def test_cuda_default_path_compiled_and_graphed(arch):
         fd.close()
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_graph_sums_a_mix_as_the_latent():
+    """A Mix launched into the CUDA graph gives the picture of its latent; plain latents in between (from the
+    CPU and the GPU) still decode exactly as before; a non-finite mix falls back to the plain path."""
+    from instrument.accel import FastLatents
+    from instrument.performance import Coords
+
+    ae = random_autoencoder("taesd", device="cuda", dtype="fp16")
+    fd = make_frame_fn(ae, (64, 64), Config(size=(64, 64)))
+    anchors = torch.randn(4, *ae.latent_shape((64, 64)), device="cuda")
+    fast = FastLatents(anchors, seed=2)
+    try:
+        assert fd.options.cuda_graphs
+        steps = [Coords("walk", s, noise=0.3, walk_t=3 * s) for s in (0.1, 0.12, 0.4, 0.41, 0.9)]
+        steps += [Coords("slerp", s) for s in (0.0, 0.5, 0.95)]
+        for coords in steps:
+            mix = fast.mix(coords)
+            latent = mix.latent()
+            got = fd(mix)
+            assert close(got, fd(latent), 1) and close(got, reference(ae, latent, (64, 64)), 3), coords
+            assert close(got, fd(latent.cpu()), 1)
+        fd.launch(fast.mix(steps[0]))
+        fd.launch(fast.mix(steps[-1]))
+        assert close(fd.collect(), reference(ae, fast(steps[0]), (64, 64)), 3)
+        assert close(fd.collect(), reference(ae, fast(steps[-1]), (64, 64)), 3)
+        poisoned = fast.mix(steps[2])
+        poisoned = poisoned._replace(weights=(float("nan"),) + poisoned.weights[1:])
+        with pytest.raises(NonFiniteDecode):
+            fd(poisoned)  # the fp32 fallback of a NaN latent: an error, never a NaN picture
+    finally:
+        fd.close()
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_fast_latents_equal_latent_at(device):
     from instrument.accel import FastLatents
@@ -172,11 +208,49 @@ def test_fast_latents_equal_latent_at(device):
                 got = fast(coords)
                 assert got.shape == want.shape and got.device == want.device
                 assert float((got - want).norm() / want.norm()) < 1e-5, (coords, s)
-    assert fast.fast_calls == len(positions) * 6
+                mix = fast.mix(coords)  # what a CUDA graph sums: the same terms
+                assert len(mix.vectors) - (4 if noise else 0) in (1, 2)  # (1: on an anchor)
+                assert torch.equal(mix.latent(), got)
+    assert fast.fast_calls == len(positions) * 6 * 2
     # Everything else is latent_at itself.
     for coords in [Coords("loop", 0.3), Coords("slerp", 0.4, glide_from=0.1, glide=0.5),
                    Coords("slerp", 0.4, offset=0.5, offset_channel=1), Coords("slerp", 0.4, lock_channels=2)]:
         assert torch.equal(fast(coords), latent_at(anchors, coords, seed=3, std=0.9))
+        assert fast.mix(coords) is None
+
+
+def test_pipeline_sums_mixes_in_its_rows():
+    """A mix pipeline's rows: vectors copied once and reused, a plain latent as row 0, rows a smaller mix
+    leaves behind weighted 0. (The same code runs inside the CUDA graph; here eagerly on the CPU.)"""
+    from instrument.accel import MIX_TERMS, FastLatents, _Pipeline
+    from instrument.performance import Coords
+
+    shape = (4, 8, 8)
+    anchors = torch.randn(3, *shape, generator=torch.Generator().manual_seed(5))
+    fast = FastLatents(anchors, seed=7)
+    pipe = _Pipeline(lambda z: (z * 1.0, torch.isfinite(z).all()), 1, shape, torch.device("cpu"),
+                     graphs=False, terms=MIX_TERMS)
+    weights, staging = torch.empty(MIX_TERMS), torch.empty(shape)
+    copies = 0
+
+    def run(source) -> torch.Tensor:
+        pipe.load(source, weights, staging)
+        return pipe.run()[0][0]
+
+    plain = torch.randn(shape)
+    sources = [Coords("walk", 0.3, noise=0.4, walk_t=2.5), Coords("walk", 0.35, noise=0.4, walk_t=2.6),
+               plain, Coords("slerp", 0.35), Coords("slerp", 0.0),
+               Coords("slerp", 0.8, noise=0.2, walk_t=9.1), plain]
+    for source in sources:
+        if isinstance(source, torch.Tensor):
+            assert torch.equal(run(source), source)  # exact: weight 1, the rest 0
+            continue
+        mix = fast.mix(source)
+        rows_before = list(pipe.rows)
+        got = run(mix)
+        assert torch.allclose(got, mix.latent(), rtol=1e-6, atol=1e-6), source
+        copies += sum(a is not b for a, b in zip(rows_before, mix.vectors, strict=False))
+    assert copies < sum(len(fast.mix(c).vectors) for c in sources if isinstance(c, Coords))  # rows reused
 
 
 def test_fast_latents_hand_atlas_coordinates_to_latent_at():

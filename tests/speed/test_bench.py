@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from instrument.bench import live_sweep, slider_move_times, summary
@@ -57,3 +58,14 @@ def test_the_full_decoder_sweeps_as_play_plays_it():
     assert row["frames"] > 0 and row["shown"] == {"full": row["frames"]}
     assert row["exact_fps"] == row["fps"]  # every full frame is a decode, whatever blends the fast slot makes
     assert row["path"] == "plain (Autoencoder.decode)"  # a CPU has no full pipeline: it only refines there
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_flat_out_loop_reads_ahead():
+    """On a GPU flat out, the loop reads the next frame's controls (and queues its decode) while a frame
+    decodes: nearly every frame, with ``read_ahead_ms`` at its default; none with it at 0."""
+    ae = random_autoencoder("taesd", device="cuda", dtype="fp16")
+    on = live_sweep(ae, 64, Config(), seconds=1.0, warmup_s=0.5, fps=5000)
+    off = live_sweep(ae, 64, Config(read_ahead_ms=0.0), seconds=1.0, warmup_s=0.5, fps=5000)
+    assert on["read_ahead"] > 0.5 and off["read_ahead"] == 0.0
+    assert on["frames"] > 100 and off["frames"] > 100 and on["shown"] == {"fast": on["frames"]}
