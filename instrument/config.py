@@ -81,9 +81,9 @@ class Config:
     frame_cache_mb: int = field(default=256, metadata={"help": "memory for decoded frames kept for reuse "
                                                        "and for in-between frames on slow machines"})
     read_ahead_ms: float = field(default=2.0, metadata={"help": "behind the clock, read the next frame's "
-                                                   "controls while a decode this short at most runs (the "
-                                                   "device never waits; the controls are that much older); "
-                                                   "0: never"})
+                                                   "controls this long before the frame decoding is done "
+                                                   "and queue its decode (the device never waits; the "
+                                                   "controls are that much older); 0: never"})
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -314,6 +314,11 @@ class Decoding:
             job.result = (self.picture(source, key[1]), True)
         return job
 
+    def time_left(self, job: DecodeJob) -> float:
+        """Seconds until ``job``'s decode is expected to be done (from the running estimate; may be < 0)."""
+        started = max(job.began, self._decoded_at)  # (a queued frame waits for the one before)
+        return started + self.decode_seconds[job.key[1]] - time.perf_counter()
+
     def finish(self, job: DecodeJob) -> tuple[np.ndarray, bool]:
         """The (frame, exact) of a ``begin``: waits for its decode; raises NonFiniteDecode."""
         if not job.began:  # from the cache, or a blend
@@ -544,14 +549,11 @@ class Renderer:
             n, t, coords = frame.n, frame.t, frame.coords
             if not frame.begun:
                 self._begin_frame(frame)
-            next_n = max(n + 1, math.floor((time.monotonic() - self.start_time) / interval))
-            if self._reads_ahead(frame, next_n):
-                ahead = self._read_controls(next_n, self.start_time + next_n * interval)
-                self.read_ahead += 1
-                if not ahead.record_toggles:  # queued on the device behind this frame (a take's start and
-                    self._begin_frame(ahead)  # end wait for this frame: they go between frames)
+            ahead = self._read_ahead(frame)
             shown = self._finish_frame(frame)
-            if ahead is None:  # (else the next frame's number is fixed: its controls are read)
+            if ahead is not None:  # its controls are read: its number is fixed
+                next_n = ahead.n
+            else:
                 next_n = max(n + 1, math.floor((time.monotonic() - self.start_time) / interval))
             # Spare time before the next frame: refine a still picture, else fill the cache ahead.
             deadline = self.start_time + next_n * interval
@@ -573,20 +575,33 @@ class Renderer:
             return False
         return not (self._end > self.start_time and self.start_time + n * self.interval >= self._end)
 
-    def _reads_ahead(self, frame: _Frame, next_n: int) -> bool:
-        """Read frame ``next_n``'s controls now, while ``frame`` decodes on the device?
+    def _read_ahead(self, frame: _Frame) -> _Frame | None:
+        """The next frame, its controls read (and its decode queued on the device behind ``frame``) while
+        ``frame`` decodes, or None: the next frame is made after this one, as at the display rate.
 
         Only when the loop is behind the clock (the next frame's time has come: a GPU flat out), so that
-        the device does not wait for the loop's Python side between frames (the next frame is then queued
-        on the device behind this one, unless it starts or ends a take); and only for a decode of at
-        most ``config.read_ahead_ms``, because the next frame's controls are then read that much earlier.
-        Never while resting: the spare time goes to refining. At the display rate this never happens."""
+        the device does not wait for the loop's Python side between frames. The controls are read
+        ``config.read_ahead_ms`` before ``frame`` is expected to be done (at once for a decode shorter than
+        that), so that they are at most that much older than they would otherwise be. Never while resting
+        (the spare time goes to refining); the decode is not queued when the next frame starts or ends a
+        take (that happens between frames)."""
+        lead = float(getattr(self.config, "read_ahead_ms", 0.0) or 0.0) / 1000
         job = frame.job
-        limit = float(getattr(self.config, "read_ahead_ms", 0.0) or 0.0) / 1000
-        return (job is not None and job.decoding and not frame.resting
-                and self.decoding.decode_seconds[job.key[1]] <= limit
-                and self.start_time + next_n * self.interval <= time.monotonic()
-                and self._may_start(next_n, in_flight=1))
+        if not lead or job is None or not job.decoding or frame.resting:
+            return None
+        left = self.decoding.time_left(job)
+        if left > lead and self._stop.wait(left - lead):
+            return None
+        now = time.monotonic()
+        n = max(frame.n + 1, math.floor((now - self.start_time) / self.interval))
+        t = self.start_time + n * self.interval
+        if t > now or not self._may_start(n, in_flight=1):
+            return None
+        ahead = self._read_controls(n, t)
+        self.read_ahead += 1
+        if not ahead.record_toggles:
+            self._begin_frame(ahead)
+        return ahead
 
     def _read_controls(self, n: int, t: float) -> _Frame:
         """Frame ``n`` at time ``t`` up to its coordinates: events, mapping edits, actions, the lab's step."""

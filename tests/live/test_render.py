@@ -9,6 +9,7 @@ from pathlib import Path
 
 import mido
 import numpy as np
+import pytest
 import torch
 
 from instrument.config import Config
@@ -116,10 +117,13 @@ def test_an_unwritable_record_folder_is_reported(session_loader, tmp_path):
         renderer.join(5)
 
 
-def test_reading_ahead_keeps_frames_in_order_and_takes_exact(session_loader, taef2, tmp_path, monkeypatch):
+@pytest.mark.parametrize("lead_ms", [10_000.0, 1.0])
+def test_reading_ahead_keeps_frames_in_order_and_takes_exact(session_loader, taef2, tmp_path, monkeypatch,
+                                                             lead_ms):
     """Behind the clock, the loop reads frame n+1's controls while frame n decodes (on a GPU; here the CPU
-    decode thread with blends off and ``read_ahead_ms`` raised). Frames still come in order, a take
-    started and stopped mid-session holds whole frames and re-renders exactly, ``frames`` is exact."""
+    decode thread with blends off): at once (a lead longer than the decode) or ``read_ahead_ms`` before
+    the decode is expected done. Frames still come in order, a take started and stopped mid-session holds
+    whole frames and re-renders exactly, ``frames`` is exact."""
     from instrument import render
     from instrument.recorder import FRAMES, read_jsonl
     from instrument.replay import rerender
@@ -136,7 +140,7 @@ def test_reading_ahead_keeps_frames_in_order_and_takes_exact(session_loader, tae
     assert not errors
     queue, mailbox = EventQueue(), Mailbox()
     config = Config(size=(32, 32), fps=2000.0, frames=400, record_root=str(tmp_path / "takes"),
-                    full_model="none", read_ahead_ms=10_000.0)
+                    full_model="none", read_ahead_ms=lead_ms)
     renderer = render.Renderer(config, queue=queue, mailbox=mailbox, load=small,
                                controls=lambda: Controls(mapping, queue=queue))
     seen: list[int] = []
