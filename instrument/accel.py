@@ -53,6 +53,7 @@ import math
 import queue
 import sys
 import threading
+import time
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
@@ -297,6 +298,7 @@ class FastDecoder:
         self.latent_shape = tuple(ae.latent_shape(size))
         self.frames = 0
         self.fallbacks = 0
+        self.device_seconds = 0.0  # running estimate of a frame's time on the device (or decode thread)
         self._fn = None
         self._pipes: dict[int, _Pipeline] = {}
         self._plain = False  # after a non-finite frame: Autoencoder.decode + eager conversion, fp32
@@ -337,7 +339,9 @@ class FastDecoder:
                 "finite": torch.empty((), dtype=torch.bool, pin_memory=pinned),
                 "latent": torch.empty(self.latent_shape, dtype=torch.float32, pin_memory=pinned),
                 "weights": torch.empty(MIX_TERMS, dtype=torch.float32, pin_memory=pinned),
-                "event": torch.cuda.Event() if self._cuda else None,
+                # (timed: the device's own time per frame, which host-side waits do not distort)
+                "start": torch.cuda.Event(enable_timing=True) if self._cuda else None,
+                "event": torch.cuda.Event(enable_timing=True) if self._cuda else None,
                 "result": None,
             }
             self._slots.append(slot)
@@ -411,6 +415,7 @@ class FastDecoder:
         elif self._cuda:
             with torch.no_grad():
                 pipe = self._pipe(1)
+                slot["start"].record()
                 if graphed:  # (pinned staging: the uploads do not wait for the device)
                     pipe.load(latent, slot["weights"], slot["latent"])
                 elif latent.device.type == "cpu":  # stage in pinned memory so that the upload is asynchronous
@@ -447,6 +452,9 @@ class FastDecoder:
         if result is None:  # CUDA: the frame is on its way to the pinned buffer
             slot["event"].synchronize()
             result = (slot["frame"].numpy().copy(), bool(slot["finite"]))
+            self._timed(slot["start"].elapsed_time(slot["event"]) / 1000)
+        elif "seconds" in slot:  # the decode thread's
+            self._timed(slot.pop("seconds"))
         if isinstance(result, BaseException):
             raise result
         frame, finite = result
@@ -497,8 +505,14 @@ class FastDecoder:
             except queue.Empty:
                 continue
             slot = self._slots[index]
+            began = time.perf_counter()
             slot["result"] = self._device_frame(slot["latent"])
+            slot["seconds"] = time.perf_counter() - began
             done.set()
+
+    def _timed(self, seconds: float) -> None:
+        old = self.device_seconds
+        self.device_seconds = seconds if not old else 0.8 * old + 0.2 * seconds
 
     def _plain_frame(self, latent: torch.Tensor) -> tuple[np.ndarray, bool]:
         with torch.no_grad():

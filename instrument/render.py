@@ -315,9 +315,11 @@ class Decoding:
         return job
 
     def time_left(self, job: DecodeJob) -> float:
-        """Seconds until ``job``'s decode is expected to be done (from the running estimate; may be < 0)."""
+        """Seconds until ``job``'s decode is expected to be done (may be < 0), from the device's own time
+        per frame (``FastDecoder.device_seconds``): a host-side estimate would count the caller's waits."""
         started = max(job.began, self._decoded_at)  # (a queued frame waits for the one before)
-        return started + self.decode_seconds[job.key[1]] - time.perf_counter()
+        seconds = getattr(job.frames, "device_seconds", 0.0) or self.decode_seconds[job.key[1]]
+        return started + seconds - time.perf_counter()
 
     def finish(self, job: DecodeJob) -> tuple[np.ndarray, bool]:
         """The (frame, exact) of a ``begin``: waits for its decode; raises NonFiniteDecode."""
