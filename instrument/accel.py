@@ -11,9 +11,12 @@ API (for the render thread; build and call it from that one thread):
   - ``fd(latent) -> np.ndarray [H, W, 3] uint8``: one frame, synchronously. ``latent``: ``[C, h, w]`` or
     ``[1, C, h, w]`` diffusion-space latent, any float dtype, on the CPU or the decoder's device.
   - two phases, so that the caller can work while the device decodes: ``launch(latent)`` queues a frame
-    and returns at once (CUDA: stream-ordered; CPU: a background decode thread; up to 2 in flight);
-    ``ready() -> bool`` says if the oldest launched frame is done (never blocks); ``collect() -> ndarray``
-    waits for it and returns it (a fresh array the caller owns). ``in_flight`` counts launched frames.
+    and returns at once (CUDA: stream-ordered; CPU: a background decode thread; up to 2 in flight;
+    ``asynchronous`` says whether it does); ``ready() -> bool`` says if the oldest launched frame is done
+    (never blocks); ``collect() -> ndarray`` waits for it and returns it (a fresh array the caller owns).
+    ``in_flight`` counts launched frames; ``device_seconds`` is a running estimate of one frame's time on
+    the device (CUDA events; the decode thread's clock), which the caller's own waits do not change.
+  - ``latent`` may also be a ``Mix`` (below): with a CUDA graph the sum is computed inside the graph.
   - ``decode_batch(latents [B, C, h, w]) -> ndarray [B, H, W, 3]``: several frames in one pass (prefetch;
     faster per frame for TAESD on a GPU, see benchmarks/README.md).
   - ``warmup()``: compile and capture now (the first call would otherwise do it: seconds on a GPU).
@@ -24,9 +27,10 @@ API (for the render thread; build and call it from that one thread):
 - ``FastLatents(anchors, seed=, std=)``: ``fl(coords) -> [C, h, w]``, the same function as
   ``performance.latent_at`` (equal within float32 rounding) at a fraction of its cost: on a GPU, latent_at
   took 1.26 ms a frame in the live loop on an H200 host (more than the fast decode, 0.92 ms);
-  FastLatents 0.12 ms (benchmarks/results/bench-cuda-h200-latents.md). For the
-  render thread: ``self.latents = FastLatents(anchors, seed=config.seed, std=family.latent_std)`` once,
-  then ``latent = self.latents(coords)`` instead of ``latent_at(...)``.
+  FastLatents 0.12 ms (benchmarks/results/bench-cuda-h200-latents.md). ``fl.mix(coords)`` gives the same
+  point as a ``Mix``: weights for at most ``MIX_TERMS`` fixed device vectors, which a CUDA-graph
+  ``FastDecoder`` sums inside its graph (0.03 ms of a live frame on an H100,
+  benchmarks/results/raw/bench-cuda-h100-mix-vs-eager.md).
 
 Why each piece (numbers: one H100, fp16, 512x512, random weights; benchmarks/results/gpu-probe-h100.*):
 - ``torch.compile`` fuses the decoder's elementwise work (GroupNorm+SiLU in the KL VAE) and the picture's

@@ -5,15 +5,19 @@ Each frame ``n`` is made for the time ``t = start + n * interval``:
 1. drain the event queue and apply each event through the mapping engine (logged for the recorder);
 2. poll the mapping file for edits (a bad edit keeps the last good mapping; the error goes to the HUD);
 3. advance the control state to ``t`` and react to its actions (anchor picks, record, quit, HUD toggles);
-4. ``Performance.step`` -> the frame's coordinates; the frame cache, or the latent (``accel.FastLatents``) and
-   a decode on the device, resize there to the output size, and one copy to the host as uint8;
+4. ``Performance.step`` -> the frame's coordinates; the frame cache, or the latent (``accel.FastLatents``;
+   on a CUDA graph its ``Mix``, summed inside the graph) and a decode on the device, resize there to the
+   output size, and one copy to the host as uint8 (``Decoding.begin``, then ``Decoding.finish``);
 5. publish to the one-slot mailbox and hand a copy to the recorder.
 
 A frame that is late is not made up: the next frame is the newest grid time that has passed, so the picture
-stays current on a slow machine. Time left before the next frame goes to *progressive refinement* (the
-full decoder redraws a frame the performer has stopped moving) and to *prefetch* (frames ahead along the
-current direction go into the cache, ``config.prefetch`` at a time). Errors in a frame are logged and shown;
-the loop goes on and the display keeps the last good frame.
+stays current on a slow machine. When the loop is behind its clock (a GPU flat out), steps 1-4 of the next
+frame run while the current frame decodes, up to ``config.read_ahead_ms`` before it is expected done, so
+that the device does not wait for the loop's Python side (``Renderer._read_ahead``). Time left before the
+next frame goes to *progressive refinement* (the full decoder redraws a frame the performer has stopped
+moving) and to *prefetch* (frames ahead along the current direction go into the cache, ``config.prefetch``
+at a time). Errors in a frame are logged and shown; the loop goes on and the display keeps the last good
+frame.
 
 On a CPU an exact decode takes 100-800 ms, so the display does not wait for it: the exact frames decode in
 the background (``accel.FastDecoder``'s decode thread) and the frames in between are blends of the nearest
