@@ -102,8 +102,9 @@ class Controls:
         if self.queue is not None:
             self.queue.set_exact_controls(self.engine.exact_controls())
 
-    def apply(self, event: ControlEvent) -> None:
-        self.engine.apply(event)
+    def apply(self, event: ControlEvent) -> bool:
+        """Apply ``event``; True if the mapping used it."""
+        return self.engine.apply(event)
 
     def poll(self) -> tuple[str, str] | None:
         """None, ("mapping", new text) after a good edit, or ("error", message) after a bad one."""
@@ -440,6 +441,7 @@ class Renderer:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="render", daemon=True)
         self._errors: collections.deque[str] = collections.deque(problems, maxlen=5)
+        self._told_unmapped: set[str] = set()  # MIDI ports told of a control the mapping does not use
         # Every applied event, mapping reload and lab record since the start, for a take's pre-roll (replay
         # plays the session from its start to reach the take's state). Bounded: past HISTORY_LIMIT the
         # oldest go, and a take started after that says its re-render may differ (``_trimmed``).
@@ -622,7 +624,8 @@ class Renderer:
         events = self.queue.drain()
         for event in events:
             try:
-                self.controls.apply(event)
+                if not self.controls.apply(event):
+                    self._unmapped(event)
             except Exception as exc:  # one bad event must not stop the instrument
                 self._error(f"event {event.message}: {exc}")
         if events:
@@ -636,6 +639,7 @@ class Renderer:
             if kind == "error":
                 self._error(payload)
             else:
+                self._told_unmapped.clear()
                 record = {"n": n, "t": t, "mapping": payload, "file": str(self.controls.path)}
                 self._remember(record)
                 if self.recorder is not None:
@@ -850,13 +854,35 @@ class Renderer:
 
     # -- status --------------------------------------------------------------------------------------------
 
-    def _error(self, text: str) -> None:
+    def _unmapped(self, event: ControlEvent) -> None:
+        """Say on the HUD, once per MIDI port and mapping, that a knob, key or pad does nothing here: a
+        controller plugged in after a start on the keyboard mapping, or one the mapping does not know."""
+        msg = event.message
+        kind = getattr(msg, "type", "")
+        if kind == "control_change":
+            what = f"CC {msg.control}"
+        elif kind == "note_on" and msg.velocity:
+            what = f"note {msg.note}"
+        elif kind == "pitchwheel":
+            what = "pitch bend"
+        elif kind == "program_change":
+            what = f"program {msg.program}"
+        else:
+            return
+        if event.source in self._told_unmapped:
+            return
+        self._told_unmapped.add(event.source)
+        self._error(f"{event.source}: {what} (channel {msg.channel + 1}) does nothing in "
+                    f"{self.controls.name}; play with --mapping FILE (mappings/default.yaml fits any "
+                    "controller) or map it with `latent-instrument learn`", level=logging.WARNING)
+
+    def _error(self, text: str, level: int = logging.ERROR) -> None:
         # The same failure frame after frame is logged once (and counted), not thirty times a second.
         if self._errors and self._errors[-1].split(" (x")[0] == text:
             self._repeats += 1
             self._errors[-1] = f"{text} (x{self._repeats + 1})"
             return
-        log.error("%s", text)
+        log.log(level, "%s", text)
         self._repeats = 0
         self._errors.append(text)
 

@@ -174,6 +174,30 @@ def test_reading_ahead_keeps_frames_in_order_and_takes_exact(session_loader, tae
     assert [f["coords"] for f in read_jsonl(result.folder / FRAMES)] == [f["coords"] for f in live]
 
 
+def test_a_control_the_mapping_does_not_use_is_named_once_per_port(session_loader, tmp_path):
+    """A controller plugged in after a start on the keyboard mapping, or a knob the mapping does not know:
+    the HUD says which control does nothing and what to do, once per port (not per message)."""
+    renderer, queue, mailbox = make_renderer(session_loader, tmp_path)
+    renderer.start()
+    try:
+        assert wait_for(lambda: mailbox.count > 0)
+        queue.put(cc(1, 64))  # mapped: nothing to say
+        for value in range(0, 30, 3):
+            queue.put(cc(74, value))
+            queue.put(cc(75, value))
+        assert wait_for(lambda: any("does nothing" in e for e in renderer.status.errors))
+        other = ControlEvent(time.monotonic(), "second port", mido.Message("note_on", note=70, velocity=90))
+        queue.put(other)
+        assert wait_for(lambda: sum("does nothing" in e for e in renderer.status.errors) == 2)
+        time.sleep(0.2)
+    finally:
+        renderer.stop()
+        renderer.join(5)
+    told = [e for e in renderer.status.errors if "does nothing" in e]
+    assert len(told) == 2 and "CC 74 (channel 1) does nothing in test" in told[0] and "--mapping" in told[0]
+    assert told[1].startswith("second port: note 70")
+
+
 def test_a_loops_second_lap_decodes_nothing(taef2, anchor_latents):
     decoding = Decoding(anchor_latents, taef2, None, out_size=(SIZE, SIZE), seed=0, cache=FrameCache())
     performance = Performance(n_anchors=2)
