@@ -563,12 +563,14 @@ class Renderer:
                 next_n = ahead.n
             else:
                 next_n = max(n + 1, math.floor((time.monotonic() - self.start_time) / interval))
-            # Spare time before the next frame: refine a still picture, else fill the cache ahead.
+            # Spare time before the next frame: refine a still picture, else fill the cache ahead (never
+            # while the next frame is on the device: these decode on the same pipelines).
             deadline = self.start_time + next_n * interval
-            if frame.resting and shown == "fast":
+            if ahead is None and frame.resting and shown == "fast":
                 self._refine(n, t, coords)
             self.lab.after_frame(coords, frame.resting)
-            self._prefetch(frame.controls, controls_before, t, deadline)
+            if ahead is None:
+                self._prefetch(frame.controls, controls_before, t, deadline)
             # Faster than the display (a GPU's flat-out loop), building the status every frame costs frames.
             if time.monotonic() >= status_due or self._quit:
                 self._publish_status("playing", self._message, coords, frame.controls)
