@@ -515,8 +515,7 @@ class FastDecoder:
             done.set()
 
     def _timed(self, seconds: float) -> None:
-        old = self.device_seconds
-        self.device_seconds = seconds if not old else 0.8 * old + 0.2 * seconds
+        self.device_seconds = running_mean(self.device_seconds, seconds)
 
     def _plain_frame(self, latent: torch.Tensor) -> tuple[np.ndarray, bool]:
         with torch.no_grad():
@@ -544,6 +543,11 @@ class FastDecoder:
         if self._worker is not None:
             self._worker.join()
             self._worker = None
+
+
+def running_mean(old: float, new: float) -> float:
+    """A running estimate of a duration: the first sample, then an exponential mean (new weighs 0.2)."""
+    return new if not old else 0.8 * old + 0.2 * new
 
 
 def make_frame_fn(ae: Any, out_size: tuple[int, int], config: Any = None, *,

@@ -43,7 +43,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from instrument.accel import FastLatents, Mix, make_frame_fn
+from instrument.accel import FastLatents, Mix, make_frame_fn, running_mean
 from instrument.config import Config
 from instrument.events import ControlEvent, EventQueue
 from instrument.framecache import FrameCache, Progressive
@@ -322,9 +322,12 @@ class Decoding:
     def time_left(self, job: DecodeJob) -> float:
         """Seconds until ``job``'s decode is expected to be done (may be < 0), from the device's own time
         per frame (``FastDecoder.device_seconds``): a host-side estimate would count the caller's waits."""
-        started = max(job.began, self._decoded_at)  # (a queued frame waits for the one before)
         seconds = getattr(job.frames, "device_seconds", 0.0) or self.decode_seconds[job.key[1]]
-        return started + seconds - time.perf_counter()
+        return self._started(job) + seconds - time.perf_counter()
+
+    def _started(self, job: DecodeJob) -> float:
+        """When the device started on ``job``: its launch, or the end of the frame queued before it."""
+        return max(job.began, self._decoded_at)
 
     def finish(self, job: DecodeJob) -> tuple[np.ndarray, bool]:
         """The (frame, exact) of a ``begin``: waits for its decode; raises NonFiniteDecode."""
@@ -333,10 +336,10 @@ class Decoding:
         image = job.frames.collect() if job.frames is not None else job.result[0]
         job.frames, job.result = None, (image, True)
         done = time.perf_counter()
-        job.seconds = done - max(job.began, self._decoded_at)  # (a queued frame waits for the one before)
+        job.seconds = done - self._started(job)
         self._decoded_at = done
-        old = self.decode_seconds[job.key[1]]
-        self.decode_seconds[job.key[1]] = job.seconds if not old else 0.8 * old + 0.2 * job.seconds
+        which = job.key[1]
+        self.decode_seconds[which] = running_mean(self.decode_seconds[which], job.seconds)
         self.cache.put(job.key, image)
         return job.result
 
@@ -536,6 +539,7 @@ class Renderer:
         self.start_time = time.monotonic()
         self._frames_limit = int(getattr(self.config, "frames", 0) or 0)
         self._end = self.start_time + float(getattr(self.config, "duration", 0.0) or 0.0)
+        self._read_ahead_s = float(getattr(self.config, "read_ahead_ms", 0.0) or 0.0) / 1000
         if self._record_first:
             self._start_recording(Path(self._record_first))
         n = 0
@@ -595,8 +599,7 @@ class Renderer:
         that), so that they are at most that much older than they would otherwise be. Never while resting
         (the spare time goes to refining); the decode is not queued when the next frame starts or ends a
         take (that happens between frames)."""
-        lead = float(getattr(self.config, "read_ahead_ms", 0.0) or 0.0) / 1000
-        job = frame.job
+        lead, job = self._read_ahead_s, frame.job
         if not lead or job is None or not job.decoding or frame.resting:
             return None
         left = self.decoding.time_left(job)
