@@ -876,10 +876,14 @@ class Renderer:
             return
         if event.source in self._told_unmapped:
             return
+        from instrument.mapping import DEFAULT_MAPPING
+
         self._told_unmapped.add(event.source)
+        hint = "map it with `latent-instrument learn`"
+        if Path(self.controls.path).resolve() != Path(DEFAULT_MAPPING).resolve():
+            hint = f"play with --mapping FILE (mappings/default.yaml fits any controller) or {hint}"
         self._error(f"{event.source}: {what} (channel {msg.channel + 1}) does nothing in "
-                    f"{self.controls.name}; play with --mapping FILE (mappings/default.yaml fits any "
-                    "controller) or map it with `latent-instrument learn`", level=logging.WARNING)
+                    f"{self.controls.name}; {hint}", level=logging.WARNING)
 
     def _error(self, text: str, level: int = logging.ERROR) -> None:
         # The same failure frame after frame is logged once (and counted), not thirty times a second.

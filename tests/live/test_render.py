@@ -198,6 +198,27 @@ def test_a_control_the_mapping_does_not_use_is_named_once_per_port(session_loade
     assert told[1].startswith("second port: note 70")
 
 
+def test_on_the_default_mapping_the_hint_does_not_suggest_it(session_loader, tmp_path):
+    from instrument.mapping import DEFAULT_MAPPING, load_mapping
+    from instrument.render import Renderer
+
+    queue, mailbox = EventQueue(), Mailbox()
+    mapping = load_mapping(DEFAULT_MAPPING)
+    config = Config(size=(SIZE, SIZE), fps=20, record_root=str(tmp_path / "takes"), full_model="none")
+    renderer = Renderer(config, queue=queue, mailbox=mailbox, load=session_loader,
+                        controls=lambda: Controls(mapping, queue=queue))
+    renderer.start()
+    try:
+        assert wait_for(lambda: mailbox.count > 0)
+        queue.put(cc(119, 5))
+        assert wait_for(lambda: any("does nothing" in e for e in renderer.status.errors))
+    finally:
+        renderer.stop()
+        renderer.join(5)
+    (told,) = [e for e in renderer.status.errors if "does nothing" in e]
+    assert "CC 119" in told and "learn" in told and "default.yaml" not in told
+
+
 def test_a_loops_second_lap_decodes_nothing(taef2, anchor_latents):
     decoding = Decoding(anchor_latents, taef2, None, out_size=(SIZE, SIZE), seed=0, cache=FrameCache())
     performance = Performance(n_anchors=2)
