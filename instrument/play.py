@@ -22,8 +22,9 @@ import torch
 
 from instrument.config import Config
 from instrument.events import EventQueue
+from instrument.loop.controls import Controls
 from instrument.mailbox import Mailbox
-from instrument.render import Controls, Renderer
+from instrument.render import TAKE_GRACE_SECONDS, Renderer
 
 log = logging.getLogger(__name__)
 
@@ -200,11 +201,17 @@ class Session:
         began = time.monotonic()
         if self.renderer is not None:
             self.renderer.stop()
-            # A decode in progress finishes first; the recording is closed. Wait on the thread's own flag: a
-            # join that SIGTERM's KeyboardInterrupt broke into can leave is_alive() False (and later joins
-            # returning at once) while the thread still runs, and the process would exit mid-take.
-            deadline = time.monotonic() + 5.0
+            # A decode in progress finishes first; the takes' writers finish what is queued. Wait on the
+            # thread's own flag: a join that SIGTERM's KeyboardInterrupt broke into can leave is_alive() False
+            # (and later joins returning at once) while the thread still runs, and the process would exit
+            # mid-take. A render thread still loading a model (no stages yet) is left behind after 5 s.
+            loading = self.renderer.parts is None
+            deadline = time.monotonic() + (5.0 if loading else 5.0 + TAKE_GRACE_SECONDS)
+            told = False
             while not self.renderer.finished and time.monotonic() < deadline:
+                if not told and time.monotonic() - began > 1.0 and self.renderer.takes:
+                    log.info("finishing the take…")
+                    told = True
                 time.sleep(0.02)
             self.renderer.join(0.1)
             if not self.renderer.finished:
@@ -217,8 +224,15 @@ class Session:
         renderer = self.renderer
         if renderer is None:
             return 1
-        for take in renderer.takes:
-            log.info("take written: %s", take)
+        if renderer.parts is not None:
+            takes = renderer.parts.takes
+            for recorder in takes.finished:
+                if recorder.error:
+                    log.error("take failed: %s", recorder.status())
+                else:
+                    log.info("take written: %s", recorder.status())
+            for recorder in takes.closing:
+                log.error("take unfinished (its writer was still busy): %s", recorder.folder)
         if self.display_failed:
             return 2
         if renderer.failure is not None:

@@ -204,13 +204,26 @@ class Recorder:
                 self._items.append(("event", record))
                 self._cond.notify()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Finish the take: write what is queued, then control.mid and the final sidecar."""
+    def close(self) -> None:
+        """Finish the take without waiting: the writer writes what is queued, then control.mid and the
+        final sidecar, and ends (``done``)."""
         with self._cond:
             self._closing = True
             self._cond.notify()
+
+    def join(self, timeout: float | None = None) -> None:
         if self._thread.is_alive():
             self._thread.join(timeout)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """``close``, then wait up to ``timeout`` seconds for the writer."""
+        self.close()
+        self.join(timeout)
+
+    @property
+    def done(self) -> bool:
+        """The writer has ended (the take is finished, or failed)."""
+        return not self._thread.is_alive() and (self._closing or self.error is not None)
 
     def status(self) -> str:
         """One line for the HUD."""

@@ -186,8 +186,9 @@ def rerender(folder: str | Path, *, decoder: str = "fast", fps: float | None = N
 
     from instrument.lab.atlas import AtlasError
     from instrument.lab.live import LiveLab
+    from instrument.loop.controls import Controls
+    from instrument.loop.decoding import Decoding, frame_pipeline, full_pipeline
     from instrument.mapping import parse_mapping
-    from instrument.render import Controls, Decoding, frame_pipeline, full_pipeline
 
     folder = Path(folder)
     sidecar, frames, events = read_take(folder)
@@ -207,7 +208,7 @@ def rerender(folder: str | Path, *, decoder: str = "fast", fps: float | None = N
     if errors:
         raise TakeError(f"the take's mapping does not read any more: {errors[0]}")
     out_size = tuple(size) if size else tuple(sidecar.get("out_size") or config.size)
-    # The same pipelines as live (render.Renderer), so the same pictures.
+    # The same pipelines as live (instrument.render), so the same pictures.
     frames_fn = frame_pipeline(fast, out_size, config)
     full_fn = full_pipeline(full, out_size, config) if decoder == "full" else None
     decoding = Decoding(anchors, fast, full, out_size=out_size, seed=config.seed, fast_frames=frames_fn,

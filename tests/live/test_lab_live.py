@@ -16,12 +16,13 @@ from instrument.config import Config
 from instrument.events import ControlEvent, EventQueue
 from instrument.lab.atlas import Atlas
 from instrument.lab.live import LiveLab, centre
+from instrument.loop.controls import Controls
+from instrument.loop.decoding import Decoding, to_uint8
 from instrument.mailbox import Mailbox, Status
 from instrument.mapping import parse_mapping
 from instrument.params import PARAMS
 from instrument.performance import Performance, bank_anchor
 from instrument.recorder import EVENTS, FRAMES, read_jsonl
-from instrument.render import Controls, Decoding, to_uint8
 
 from .conftest import SIZE, wait_for
 

@@ -71,7 +71,7 @@ def distance(a: np.ndarray, b: np.ndarray) -> float:
 def test_sweep_moves_from_a_to_b_and_a_note_goes_back(take, taef2):
     from safetensors.torch import load_file
 
-    from instrument.render import Decoding
+    from instrument.loop.decoding import Decoding
 
     sidecar = json.loads((take / SIDECAR).read_text())
     assert sidecar["status"] == "finished" and sidecar["error"] is None

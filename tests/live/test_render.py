@@ -14,12 +14,14 @@ import torch
 
 from instrument.config import Config
 from instrument.events import ControlEvent, EventQueue
+from instrument.framecache import FrameCache
+from instrument.loop.controls import Controls
+from instrument.loop.decoding import Decoding
 from instrument.mailbox import Mailbox
 from instrument.mapping import parse_mapping
 from instrument.params import PARAMS
 from instrument.performance import Performance
 from instrument.recorder import Recorder, atomic_write
-from instrument.render import Controls, Decoding, FrameCache
 
 from .conftest import SIZE, wait_for
 
@@ -87,7 +89,7 @@ def test_a_full_disk_stops_recording_while_play_goes_on(session_loader, tmp_path
     def recorder(folder, sidecar, **kwargs):
         return Recorder(folder, sidecar, write_file=full_disk, **kwargs)
 
-    renderer, queue, mailbox = make_renderer(session_loader, tmp_path, recorder_factory=recorder,
+    renderer, queue, mailbox = make_renderer(session_loader, tmp_path, recorder=recorder,
                                              record=str(tmp_path / "take"))
     renderer.start()
     try:
@@ -128,11 +130,9 @@ def test_reading_ahead_keeps_frames_in_order_and_takes_exact(session_loader, tae
     from instrument.recorder import FRAMES, read_jsonl
     from instrument.replay import rerender
 
-    class Decoding(render.Decoding):  # every frame decoded, as on a GPU (no blends)
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **{**kwargs, "progressive": False})
+    def every_frame_decoded(*args, **kwargs):  # as on a GPU (no blends)
+        return Decoding(*args, **{**kwargs, "progressive": False})
 
-    monkeypatch.setattr(render, "Decoding", Decoding)
     small = lambda say: (taef2, None, torch.nn.functional.interpolate(  # noqa: E731
         session_loader(say)[2], size=(4, 4)), ["dog", "pastry"], [])
     # The random walk's wander: a new point every frame, so that the frame cache does not answer.
@@ -141,7 +141,7 @@ def test_reading_ahead_keeps_frames_in_order_and_takes_exact(session_loader, tae
     queue, mailbox = EventQueue(), Mailbox()
     config = Config(size=(32, 32), fps=2000.0, frames=400, record_root=str(tmp_path / "takes"),
                     full_model="none", read_ahead_ms=lead_ms)
-    renderer = render.Renderer(config, queue=queue, mailbox=mailbox, load=small,
+    renderer = render.Renderer(config, queue=queue, mailbox=mailbox, load=small, decoding=every_frame_decoded,
                                controls=lambda: Controls(mapping, queue=queue))
     seen: list[int] = []
     put = mailbox.put
@@ -335,8 +335,8 @@ def test_a_take_started_mid_session_re_renders_exactly(session_loader, taef2, tm
 
 def test_a_mapping_initial_section_sets_where_a_session_starts():
     """keyboard.yaml starts the picture moving round a loop: something alive before any key is pressed."""
+    from instrument.loop.controls import Controls
     from instrument.mapping import KEYBOARD_MAPPING, load_mapping
-    from instrument.render import Controls
 
     controls = Controls(load_mapping(KEYBOARD_MAPPING))
     controls.state.advance(1.0)
@@ -344,20 +344,18 @@ def test_a_mapping_initial_section_sets_where_a_session_starts():
     assert controls.state.value("speed") == dict(controls.mapping.initial)["speed"] > 0
 
 
-def test_cpu_play_reports_exact_rate_and_history_stays_bounded(session_loader, tmp_path, monkeypatch):
-    from instrument import render
-
-    monkeypatch.setattr(render, "HISTORY_LIMIT", 5)
-    renderer, queue, mailbox = make_renderer(session_loader, tmp_path)
+def test_cpu_play_reports_exact_rate_and_history_stays_bounded(session_loader, tmp_path):
+    renderer, queue, mailbox = make_renderer(session_loader, tmp_path, history_limit=5)
     renderer.start()
     try:
         assert wait_for(lambda: mailbox.count > 0)
         for value in range(0, 120, 10):  # one event a frame or so
             queue.put(cc(1, value))
             time.sleep(0.06)
-        assert wait_for(lambda: renderer._trimmed > 0)
-        assert len(renderer._history) == 5  # the newest records only
-        assert len(renderer._rendered) <= 5  # (one run per skipped frame: bounded alike)
+        takes = renderer.parts.takes
+        assert wait_for(lambda: takes.trimmed > 0)
+        assert len(takes.history) == 5  # the newest records only
+        assert len(takes.rendered) <= 5  # (one run per skipped frame: bounded alike)
         # On the CPU blends fill in between exact frames; the HUD gets the exact-frame rate apart.
         assert renderer.decoding.progressive is not None and renderer.status.exact_fps is not None
         queue.put(cc(2, 127))  # a take started now says that its pre-roll is incomplete

@@ -279,8 +279,8 @@ def test_fast_latents_hand_atlas_coordinates_to_latent_at():
 def test_cuda_full_decoder_plays_through_its_pipeline():
     """``decoder: full`` on CUDA: render.Decoding uses the full decoder's compiled, graphed, sub-pixel
     pipeline (as play and render build it), and its frames match the plain fp16 decode."""
+    from instrument.loop.decoding import Decoding, full_pipeline
     from instrument.performance import Coords
-    from instrument.render import Decoding, full_pipeline
 
     fast = random_autoencoder("taesd", device="cuda", dtype="fp16")
     full = random_autoencoder("kl", device="cuda", dtype="fp16")

@@ -1,0 +1,115 @@
+"""A session's stages, built once in the render thread from the factories the renderer was given."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from instrument.config import Config, parse_size
+from instrument.framecache import FrameCache
+from instrument.loop.controls import Controls, FrameInput
+from instrument.loop.decoding import Decoding, frame_pipeline, full_pipeline
+from instrument.loop.status import StatusBoard
+from instrument.loop.takes import HISTORY_LIMIT, Takes
+from instrument.performance import Performance
+from instrument.recorder import Recorder
+
+log = logging.getLogger("instrument.render")
+
+
+@dataclasses.dataclass(frozen=True)
+class Factories:
+    """What the renderer builds its stages from. ``load(say)`` returns ``(fast, full, anchors [N, C, h, w],
+    names, problems)`` (``say(text)`` shows progress); ``controls()`` makes the ``Controls``; ``decoding``
+    and ``pipeline`` make the decode stage and its frame pipelines; ``recorder`` a take's writer; ``record``
+    names a folder to record into from the first frame."""
+
+    load: Callable[[Callable[[str], None]], tuple]
+    controls: Callable[[], Controls]
+    decoding: Callable[..., Decoding] = Decoding
+    pipeline: Callable[..., Any] = frame_pipeline
+    recorder: Callable[..., Recorder] = Recorder
+    record: str | None = None
+    history_limit: int = HISTORY_LIMIT
+
+
+@dataclasses.dataclass
+class Parts:
+    """The stages of one session."""
+
+    controls: Controls
+    lab: Any  # lab.live.LiveLab: the performance stage (Performance with the lab's measurements)
+    decoding: Decoding
+    takes: Takes
+    names: list[str]
+    notice: str  # why the decoder is a stand-in, if it is
+
+    def log_input(self, inp: FrameInput, board: StatusBoard) -> None:
+        """Log a frame's input into the take and say on the HUD what needs saying."""
+        for text in inp.errors:
+            board.error(text)
+        self.takes.log_events(inp.n, inp.events)
+        for event in inp.unmapped:
+            board.unmapped(event, self.controls.name, self.controls.path)
+        if inp.reload is not None:
+            board.mapping_changed()
+            self.takes.log_record({"n": inp.n, "t": inp.t, "mapping": inp.reload,
+                                   "file": str(self.controls.path)})
+            log.info("mapping reloaded: %s", self.controls.path)
+
+    def on_take(self, folder: Path | None) -> None:
+        """A take started in ``folder`` (None: it ended): the lab saves what it needs beside it."""
+        self.lab.take_folder = folder
+        if folder is not None:
+            self.lab.save_take(folder)
+
+
+def out_size(config: Config) -> tuple[int, int]:
+    """(w, h) of the frames shown and recorded: ``config.out_size``, else the decode size."""
+    out = config.out_size
+    return parse_size(out) if isinstance(out, str) and out else tuple(out or config.size)
+
+
+def build_parts(config: Config, make: Factories, board: StatusBoard, *, interval: float,
+                say: Callable[[str], None]) -> Parts:
+    """Load the decoders and anchors and build every stage (in the render thread)."""
+    fast, full, anchors, names, problems = make.load(say)
+    for problem in problems:
+        board.error(problem)
+    controls = make.controls()
+    size = out_size(config)
+    if fast.device.type != "cpu":
+        say(f"preparing the {fast.device.type} decoder (compiling: the first start takes a while)")
+    fast_frames = _pipeline("accelerated decoding", make.pipeline, fast, size, config, board)
+    full_frames = _pipeline("accelerated full decoding", full_pipeline, full, size, config, board)
+    # A CPU decodes slower than the display: blends in between, exact frames in the background.
+    decoding = make.decoding(anchors, fast, full, out_size=size, seed=config.seed,
+                             cache=FrameCache(config.frame_cache_mb * 2**20), fast_frames=fast_frames,
+                             full_frames=full_frames, progressive=fast.device.type == "cpu")
+    performance = Performance(n_anchors=anchors.shape[0], bank_size=config.bank_size)
+    parts: list[Parts] = []  # (the takes tell the lab, which logs into the takes)
+    takes = Takes(config, decoding=decoding, controls=controls, names=names, start=0.0, interval=interval,
+                  error=board.error, on_take=lambda folder: parts[0].on_take(folder),
+                  recorder_factory=make.recorder, record_first=make.record, history_limit=make.history_limit)
+    from instrument.lab.live import LiveLab
+
+    lab = LiveLab(performance, decoding, names, decode=fast.decode, log_record=takes.log_record,
+                  error=board.error, seed=config.seed)
+    if config.atlas:
+        lab.load_atlas(config.atlas)
+    parts.append(Parts(controls, lab, decoding, takes, list(names), fast.notice or ""))
+    return parts[0]
+
+
+def _pipeline(what: str, build: Callable[..., Any], ae: Any, size: tuple[int, int], config: Config,
+              board: StatusBoard) -> Any:
+    if ae is None:
+        return None
+    try:
+        return build(ae, size, config)
+    except Exception as exc:  # the plain path works everywhere; say why the fast one is off
+        board.error(f"{what} off: {type(exc).__name__}: {exc}")
+        return None
