@@ -249,7 +249,7 @@ class Renderer:
         if not lead or job is None or not job.decoding or frame.resting:
             return None
         left = self.parts.decoding.time_left(job)
-        if left > lead and not self.clock.sleep_until(self.clock.now() + left - lead, self._stop):
+        if left > lead and self._stop.wait(left - lead):  # (the device's time: a wall-clock wait)
             return None
         n = self._newest(frame.n + 1)
         t = self.start_time + n * self.interval

@@ -1,0 +1,153 @@
+"""The render loop stepped without a thread (a stepped clock), and the full decoder's redraw kept off it."""
+
+from __future__ import annotations
+
+import copy
+import time
+
+import mido
+import pytest
+import torch
+from torch import nn
+
+from instrument.config import Config
+from instrument.decoders.autoencoder import Autoencoder
+from instrument.events import ControlEvent, EventQueue
+from instrument.loop.clock import SteppedClock
+from instrument.loop.controls import Controls
+from instrument.loop.decoding import Decoding
+from instrument.mailbox import Mailbox
+from instrument.mapping import parse_mapping
+from instrument.render import Renderer
+
+from .conftest import SIZE, wait_for
+
+MAPPING = """
+version: 1
+name: test
+controls:
+  - {cc: 1, param: position}
+  - {cc: 2, param: record, action: toggle}
+"""
+
+
+def every_frame_decoded(*args, **kwargs):
+    """The decode stage with no blends: every frame exact, as on a GPU (deterministic for stepping)."""
+    return Decoding(*args, **{**kwargs, "progressive": False})
+
+
+def stepped_renderer(load, tmp_path, clock, **config):
+    mapping, errors = parse_mapping(MAPPING, "test.yaml")
+    assert not errors
+    queue, mailbox = EventQueue(), Mailbox()
+    settings = dict(size=(SIZE, SIZE), fps=20.0, record_root=str(tmp_path / "takes"), full_model="none")
+    renderer = Renderer(Config(**{**settings, **config}), queue=queue, mailbox=mailbox, load=load,
+                        controls=lambda: Controls(mapping, queue=queue), clock=clock,
+                        decoding=every_frame_decoded)
+    return renderer, queue, mailbox
+
+
+def cc(control: int, value: int, at: float) -> ControlEvent:
+    return ControlEvent(at, "test", mido.Message("control_change", control=control, value=value))
+
+
+def test_stepping_makes_each_frame_at_its_time_without_a_thread(session_loader, tmp_path):
+    clock = SteppedClock(start=1000.0)
+    renderer, queue, mailbox = stepped_renderer(session_loader, tmp_path, clock)
+    renderer.prepare()
+    try:
+        assert renderer.run_frames(3) == 3
+        frames = [mailbox.latest()]
+        assert frames[0].index == 2 and frames[0].time == pytest.approx(renderer.start_time + 2 / 20)
+        still = frames[0].coords
+        queue.put(cc(1, 127, clock.now()))  # the fader to the top: the next frame is at the last anchor
+        assert renderer.step()
+        moved = mailbox.latest()
+        assert moved.index == 3 and moved.coords.s > 0.5 and still.s == 0.0  # (smoothed on its way)
+        assert moved.latency == pytest.approx(0.05)  # the event waited for frame 3's time
+        assert not (moved.image == frames[0].image).all()
+        renderer.run_frames(10)
+        assert mailbox.latest().coords.s == 1.0
+        assert not renderer.is_alive()  # no thread ever ran
+    finally:
+        renderer.close()
+    assert renderer.finished and renderer.failure is None
+
+
+def test_a_take_stepped_frame_by_frame_holds_every_frame(session_loader, tmp_path):
+    from instrument.recorder import FRAMES, SIDECAR, read_jsonl
+
+    clock = SteppedClock(start=50.0)
+    renderer, queue, mailbox = stepped_renderer(session_loader, tmp_path, clock, frames=12)
+    renderer.prepare()
+    try:
+        renderer.run_frames(2)
+        queue.put(cc(2, 127, clock.now()))  # record on
+        renderer.run_frames(4)
+        queue.put(cc(2, 0, clock.now()))
+        renderer.step()
+        queue.put(cc(2, 127, clock.now()))  # record off (a toggle on the press)
+        assert renderer.run_frames(100) == 5  # config.frames ends the session
+    finally:
+        renderer.close()
+    take = renderer.takes[0]
+    lines = read_jsonl(take / FRAMES)
+    assert [line["n"] for line in lines] == [2, 3, 4, 5, 6]  # toggled off before frame 7
+    assert all((take / line["file"]).is_file() for line in lines)
+    import json
+
+    assert json.loads((take / SIDECAR).read_text())["status"] == "finished"
+
+
+class Sleeping(nn.Module):
+    """A layer that takes ``seconds`` (without holding the GIL: a stand-in for a slow convolution)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        time.sleep(self.seconds)
+        return x
+
+
+def slow_full_decoder(taef2, seconds: float, layers: int = 30) -> Autoencoder:
+    """taef2's decoder behind ``layers`` slow layers: a full decoder that takes ``seconds`` a frame."""
+    decoder = copy.deepcopy(taef2.decoder_module)  # (a full decoder shares no layer with the fast one)
+    module = nn.Sequential(*[Sleeping(seconds / layers) for _ in range(layers)], decoder)
+    return Autoencoder(module, None, family=taef2.family, label="slow full", arch="taesd",
+                       latent_scale=taef2.latent_scale, latent_shift=taef2.latent_shift,
+                       pixel_range=taef2.pixel_range)
+
+
+def test_a_knob_move_after_a_rest_does_not_wait_for_the_full_decoder(taef2, anchor_latents, tmp_path,
+                                                                    monkeypatch):
+    """A CPU with a full decoder: the redraw of a still frame runs in the background; a knob move while it
+    runs reaches the screen within a couple of frames, and the redraw is dropped."""
+    from instrument.lab.live import LiveLab
+
+    monkeypatch.setattr(LiveLab, "after_frame", lambda *args: None)  # MERGE: the lab's stretch blocks
+    full = slow_full_decoder(taef2, seconds=4.0)
+    load = lambda say: (taef2, full, anchor_latents.clone(), ["dog", "pastry"], [])  # noqa: E731
+    mapping, _ = parse_mapping(MAPPING, "test.yaml")
+    queue, mailbox = EventQueue(), Mailbox()
+    config = Config(size=(SIZE, SIZE), fps=20.0, record_root=str(tmp_path / "takes"))
+    renderer = Renderer(config, queue=queue, mailbox=mailbox, load=load,
+                        controls=lambda: Controls(mapping, queue=queue))
+    renderer.start()
+    try:
+        assert wait_for(lambda: renderer.decoding is not None and renderer.decoding.refinement.busy)
+        still = mailbox.peek().coords
+        put = time.monotonic()
+        queue.put(cc(1, 127, put))
+        assert wait_for(lambda: mailbox.peek().coords.s > 0.5, timeout=10)
+        waited = time.monotonic() - put
+        assert waited < 1.5, f"the knob waited {waited:.2f} s for the screen"  # the redraw takes 4 s
+        # Resting at the new point, the redraw (cancelled before) is made there and shown.
+        assert wait_for(lambda: mailbox.peek().decoder == "full", timeout=30)
+        assert mailbox.peek().coords.s == 1.0
+        assert renderer.decoding.key(still, "full") not in renderer.decoding.cache  # cancelled, not made
+    finally:
+        renderer.stop()
+        renderer.join(30)
+    assert renderer.failure is None
