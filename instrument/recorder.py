@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import io
 import json
 import logging
@@ -45,6 +46,8 @@ EVENTS = "events.jsonl"
 MIDI_FILE = "control.mid"
 ANCHORS = "anchors.safetensors"
 TICKS_PER_BEAT = 480
+SIDECAR_RESERVE = 16 * 1024  # spaces after the sidecar's JSON: room to say "failed" on a full disk
+SIDECAR_EVERY = 2.0  # seconds between the sidecar's updates while recording (counts stay near the truth)
 MIDI_TEMPO = 500_000  # microseconds per beat (120 bpm): ticks = seconds * 960
 # Messages a standard MIDI file can hold; clock and transport stay in events.jsonl only.
 _SMF_TYPES = {"note_on", "note_off", "control_change", "program_change", "pitchwheel", "aftertouch",
@@ -56,11 +59,29 @@ def frame_name(k: int) -> str:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a reader sees the old file or the whole new one, never a part."""
+    """Write ``data`` to ``path`` so that a reader sees the old file or the whole new one, never a part.
+    On failure (a full disk) nothing is left behind but the old file."""
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def overwrite_in_place(path: Path, data: bytes) -> None:
+    """Write ``data`` over the start of the existing file ``path``, padding the rest of its length with
+    spaces: needs no new disk space when ``data`` fits in the file (a full disk can still take it)."""
+    size = path.stat().st_size
+    if len(data) > size:
+        raise OSError(errno.ENOSPC, f"{len(data)} bytes do not fit in the {size} reserved", str(path))
+    with open(path, "r+b") as f:
+        f.write(data + b" " * (size - len(data)))
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def encode_png(image: np.ndarray) -> bytes:
@@ -150,6 +171,7 @@ class Recorder:
         self._closing = False
         self._midi: list[ControlEvent] = []  # the take's events, for control.mid
         self._start_time: float | None = None  # time of the first frame: tick 0 of control.mid
+        self._sidecar_at = 0.0  # when the sidecar was last written (time.monotonic)
         for record in preroll:
             self._items.append(("event", record))
         self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
@@ -255,6 +277,8 @@ class Recorder:
                 else:
                     events_file.write(json.dumps(payload) + "\n")
                     events_file.flush()
+                if time.monotonic() - self._sidecar_at >= SIDECAR_EVERY:
+                    self._write_sidecar("recording")
             self._finish(events_file)
         except OSError as exc:
             self._fail(f"{exc.filename or self.folder}: {exc.strerror or exc}")
@@ -275,6 +299,9 @@ class Recorder:
             name = frame_name(self.written)
             try:
                 self.write_file(self.folder / name, encode_png(image))
+            except OSError:
+                self.dropped += 1  # this frame is not on disk
+                raise
             finally:
                 with self._cond:
                     self._pending_frames -= 1
@@ -302,6 +329,8 @@ class Recorder:
             self._write_sidecar("failed")
 
     def _write_sidecar(self, status: str) -> None:
+        """Rewrite the sidecar (atomically); on a full disk, over the old one in place, in the room its
+        trailing spaces reserve, so that a take always says what became of it."""
         self.sidecar.update(
             status=status,
             error=self.error,
@@ -309,8 +338,15 @@ class Recorder:
             frames_dropped=self.dropped,
             updated=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         )
-        data = json.dumps(self.sidecar, indent=2, default=str) + "\n"
-        self.write_file(self.folder / SIDECAR, data.encode())
+        data = (json.dumps(self.sidecar, indent=2, default=str) + "\n").encode()
+        path = self.folder / SIDECAR
+        self._sidecar_at = time.monotonic()
+        try:
+            self.write_file(path, data + b" " * SIDECAR_RESERVE)
+        except OSError:
+            if not path.exists():
+                raise
+            overwrite_in_place(path, data)
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

@@ -13,9 +13,11 @@ take's and ``render.json``; ``--video FILE`` also encodes them with ffmpeg when 
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import logging
+import math
 import shutil
 import subprocess
 from collections import defaultdict
@@ -38,6 +40,8 @@ from instrument.recorder import (
 )
 
 log = logging.getLogger(__name__)
+
+STALL_SECONDS = 0.05  # an event the live loop applied later than this (and two frames) moves to its time
 
 
 class TakeError(Exception):
@@ -94,7 +98,8 @@ def run_render(args: argparse.Namespace) -> int:
         return 2
     print(f"{result.frames} frames in {result.folder}")
     if result.mismatches:
-        print(f"note: {result.mismatches} frames differ from the live coordinates (another frame rate?)")
+        print(f"note: {result.mismatches} frames differ from the live coordinates (another frame rate, or "
+              "events the live loop applied late: the re-render puts them at their own time)")
     if args.video:
         if shutil.which("ffmpeg") is None:
             return 1
@@ -115,18 +120,54 @@ def make_video(folder: Path, video: str, fps: float) -> int:
 
 
 def read_take(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
-    """(sidecar, frames.jsonl records, events.jsonl records) of a take; TakeError if it is not one."""
+    """(sidecar, frames.jsonl records, events.jsonl records) of a take; TakeError naming the file (and the
+    line) if it is not one or is damaged."""
     sidecar_path = folder / SIDECAR
     try:
         sidecar = json.loads(sidecar_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise TakeError(f"{sidecar_path}: not found; is {folder} a take folder?") from None
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise TakeError(f"{sidecar_path}: {exc}") from None
     try:
-        return sidecar, read_jsonl(folder / FRAMES), read_jsonl(folder / EVENTS)
-    except ValueError as exc:
+        frames, events = read_jsonl(folder / FRAMES), read_jsonl(folder / EVENTS)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise TakeError(str(exc)) from None
+    _check_take(folder, sidecar, frames, events)
+    return sidecar, frames, events
+
+
+def _check_take(folder: Path, sidecar: Any, frames: list[Any], events: list[Any]) -> None:
+    """TakeError for what a damaged or hand-edited take gets wrong, before any decoder loads."""
+    def need(ok: bool, where: str, what: str) -> None:
+        if not ok:
+            raise TakeError(f"{where}: {what}; the take is damaged")
+
+    need(isinstance(sidecar, dict), str(folder / SIDECAR), "not a JSON object")
+    clock, mapping = sidecar.get("clock"), sidecar.get("mapping")
+    numbers = isinstance(clock, dict) and all(isinstance(clock.get(k), (int, float))
+                                              for k in ("start", "interval"))
+    need(numbers
+         and clock["interval"] > 0, str(folder / SIDECAR), "no valid clock (start, interval)")
+    need(isinstance(mapping, dict) and isinstance(mapping.get("text"), str), str(folder / SIDECAR),
+         "no mapping text")
+    for k, frame in enumerate(frames, 1):
+        whole = isinstance(frame, dict) and isinstance(frame.get("n"), int) \
+            and isinstance(frame.get("coords"), dict)
+        need(whole, f"{folder / FRAMES}:{k}", "a frame without n and coords")
+        try:
+            Coords.from_json(frame["coords"])
+        except (TypeError, ValueError) as exc:
+            raise TakeError(f"{folder / FRAMES}:{k}: bad coordinates ({exc}); the take is damaged") from None
+    for k, record in enumerate(events, 1):
+        need(isinstance(record, dict) and isinstance(record.get("n"), int), f"{folder / EVENTS}:{k}",
+             "a record without a frame number")
+        if not any(key in record for key in ("mapping", "pacing", "atlas")):
+            try:
+                event_from_json(record)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise TakeError(f"{folder / EVENTS}:{k}: not a control event ({exc}); the take is "
+                                "damaged") from None
 
 
 def take_config(sidecar: dict[str, Any], **overrides: Any) -> Config:
@@ -142,35 +183,141 @@ def take_config(sidecar: dict[str, Any], **overrides: Any) -> Config:
 
 def timeline(sidecar: dict[str, Any], frames: list[dict[str, Any]], events: list[dict[str, Any]],
              fps: float | None) -> list[Tick]:
-    """The replay's steps: every frame the live session played (the pre-roll before the take, undrawn),
-    then the take's frames, or a new grid at ``fps`` over the take with each record applied at the first
-    new frame at or after the live frame that applied it."""
+    """The replay's steps: every frame the live session played before the take (the pre-roll, undrawn),
+    then every frame of the take's time span, drawn: the take's own timeline, so that the video lasts as
+    long as the performance and lines up with sound recorded beside it. Frames the live loop skipped (a
+    stall) are drawn too, and an event that waited through a stall is applied at the frame of its own
+    time. At another ``fps``, a new grid over the same span, each record applied at the first new frame at
+    or after the time it was applied."""
     clock = sidecar["clock"]
     start, interval = float(clock["start"]), float(clock["interval"])
+    take = {int(f["n"]): f["coords"] for f in frames}
+    first = min(take) if take else None
     by_frame: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for record in events:
-        by_frame[int(record["n"])].append(record)
+        by_frame[_frame_of(record, start, interval, first)].append(record)
     ticks = [Tick(n, start + n * interval, by_frame.pop(n, []))
-             for first, last in sidecar.get("preroll_frames", []) for n in range(first, last + 1)]
-    take = [Tick(n, start + n * interval, by_frame.pop(n, []), True, f["coords"])
-            for f in frames for n in [int(f["n"])]]
-    if not take:
+             for run_first, run_last in sidecar.get("preroll_frames", [])
+             for n in range(run_first, run_last + 1) if first is None or n < first]
+    if first is None:
         return ticks
-    if by_frame:
-        log.warning("%d event groups belong to no logged frame (a take cut short?); ignored", len(by_frame))
+    last = max(take)
+    span = [Tick(n, start + n * interval, by_frame.pop(n, []), True, take.get(n))
+            for n in range(first, last + 1)]
+    late = sum(len(records) for n, records in by_frame.items() if n > last)
+    if late:
+        log.debug("%d records after the take's last frame (the control that stopped it)", late)
     if fps is None or abs(1.0 / fps - interval) < 1e-12:
-        return ticks + take
-    pending = [(tick.t, record) for tick in take for record in tick.records]
-    first, last = take[0].t, take[-1].t
-    count = int((last - first) * fps + 1e-9) + 1
+        return ticks + span
+    pending = [(tick.t, record) for tick in span for record in tick.records]
+    count = int((span[-1].t - span[0].t) * fps + 1e-9) + 1
     i = 0
     for m in range(count):
-        tick = Tick(-1, first + m / fps, draw=True)
+        tick = Tick(-1, span[0].t + m / fps, draw=True)
         while i < len(pending) and pending[i][0] <= tick.t + 1e-9:
             tick.records.append(pending[i][1])
             i += 1
         ticks.append(tick)
     return ticks
+
+
+def _frame_of(record: dict[str, Any], start: float, interval: float, first: int | None) -> int:
+    """The frame a logged record is applied at: the live frame that applied it, unless the live loop was
+    stalled then (it applied the record more than ``STALL_SECONDS`` and two frames after the record's own
+    time): then the first frame at or after that time, within the take."""
+    n = int(record["n"])
+    if first is None or n <= first or "t" not in record:
+        return n
+    t = float(record["t"])
+    if start + n * interval - t <= max(STALL_SECONDS, 2 * interval):
+        return n
+    return max(first, min(n, math.ceil((t - start) / interval - 1e-9)))
+
+
+@dataclass
+class Replay:
+    """The control side of a re-render: the take's mapping, control state, performance and lab, stepped
+    through the timeline's records to each frame's coordinates."""
+
+    folder: Path
+    controls: Any
+    performance: Performance
+    lab: Any
+
+    def coords(self, tick: Tick) -> Coords:
+        from instrument.lab.atlas import AtlasError
+
+        pick = None
+        for record in tick.records:
+            try:
+                if "mapping" in record:
+                    self.controls.use_text(record["mapping"], record.get("file", "<mapping>"))
+                elif "pacing" in record or "atlas" in record:
+                    self.lab.apply(record, self.folder)
+                else:
+                    self.controls.apply(event_from_json(record))
+            except AtlasError as exc:
+                raise TakeError(f"the take's atlas: {exc}") from None
+            except Exception as exc:  # a hand-edited take: say which record
+                raise TakeError(f"{self.folder / EVENTS}: record of frame {record.get('n')}: "
+                                f"{type(exc).__name__}: {exc}") from None
+        self.controls.advance(tick.t)
+        for name, value in self.controls.pop_actions():
+            if name == "anchor":
+                pick = int(value)
+        return self.performance.step(self.controls.values(tick.t), tick.t, pick)
+
+    def glimpse(self, tick: Tick) -> Coords:
+        """The coordinates of a frame the live loop skipped and nothing happened in, stepped on copies of
+        the state, so that the frames that were played step exactly as they did live."""
+        state = copy.deepcopy(self.controls.state)
+        state.advance(tick.t)
+        values = state.snapshot()
+        values["beat"] = state.beat(tick.t)
+        return self.performance.copy().step(values, tick.t, None)
+
+
+def open_replay(folder: Path, sidecar: dict[str, Any], config: Config, decoding: Any) -> Replay:
+    """The take's mapping (as it was at the start), control state, performance and lab."""
+    from instrument.lab.live import LiveLab
+    from instrument.loop.controls import Controls
+    from instrument.mapping import parse_mapping
+
+    info = sidecar["mapping"]
+    mapping, errors = parse_mapping(info["text"], str(info.get("file", "<mapping>")))
+    if errors:
+        raise TakeError(f"the take's mapping does not read any more: {errors[0]}")
+    performance = Performance(n_anchors=decoding.anchors.shape[0], bank_size=config.bank_size)
+    lab = LiveLab(performance, decoding, sidecar.get("anchors", []))  # installs what the take logged
+    return Replay(folder, Controls(mapping), performance, lab)
+
+
+def open_decoding(folder: Path, sidecar: dict[str, Any], config: Config, decoder: str,
+                  size: tuple[int, int] | None, load) -> Any:
+    """The decode stage for a re-render: the same pipelines as live (instrument.render), so the same
+    pictures. ``size`` is the output size; frames decode at the take's latent size."""
+    import torch
+    from safetensors import SafetensorError, safe_open
+
+    from instrument.loop.decoding import Decoding, frame_pipeline, full_pipeline
+
+    if load is None:
+        from instrument.decoders import load_models as load
+    fast, full = load(config)
+    if decoder == "full" and full is None:
+        raise TakeError("no full decoder: the take's settings name none; pass --full-model")
+    try:
+        with safe_open(str(folder / ANCHORS), framework="pt") as f:
+            anchors = f.get_tensor("anchors").to(fast.device, torch.float32)
+    except (OSError, SafetensorError, KeyError) as exc:
+        raise TakeError(f"{folder / ANCHORS}: {exc}") from None
+    if tuple(anchors.shape[1:]) != tuple(fast.latent_shape(tuple(config.size))):
+        raise TakeError(f"{folder / ANCHORS}: latents of shape {tuple(anchors.shape[1:])} do not fit "
+                        f"{fast.label} at {config.size[0]}x{config.size[1]}")
+    out_size = tuple(size) if size else tuple(sidecar.get("out_size") or config.size)
+    full_fn = full_pipeline(full, out_size, config) if decoder == "full" else None
+    return Decoding(anchors, fast, full, out_size=out_size, seed=config.seed,
+                    fast_frames=frame_pipeline(fast, out_size, config), full_frames=full_fn)
 
 
 def rerender(folder: str | Path, *, decoder: str = "fast", fps: float | None = None,
@@ -180,83 +327,38 @@ def rerender(folder: str | Path, *, decoder: str = "fast", fps: float | None = N
 
     ``load(config) -> (fast, full)`` replaces ``load_models`` (tests pass their decoders).
     """
-    import torch
-    from safetensors import safe_open
     from tqdm import tqdm
-
-    from instrument.lab.atlas import AtlasError
-    from instrument.lab.live import LiveLab
-    from instrument.loop.controls import Controls
-    from instrument.loop.decoding import Decoding, frame_pipeline, full_pipeline
-    from instrument.mapping import parse_mapping
 
     folder = Path(folder)
     sidecar, frames, events = read_take(folder)
     config = take_config(sidecar, **(overrides or {}))
-    if load is None:
-        from instrument.decoders import load_models as load
-    fast, full = load(config)
-    if decoder == "full" and full is None:
-        raise TakeError("no full decoder: the take's settings name none; pass --full-model")
+    decoding = open_decoding(folder, sidecar, config, decoder, size, load)
     try:
-        with safe_open(str(folder / ANCHORS), framework="pt") as f:
-            anchors = f.get_tensor("anchors").to(fast.device, torch.float32)
-    except OSError as exc:
-        raise TakeError(f"{folder / ANCHORS}: {exc}") from None
-    mapping_info = sidecar["mapping"]
-    mapping, errors = parse_mapping(mapping_info["text"], mapping_info["file"])
-    if errors:
-        raise TakeError(f"the take's mapping does not read any more: {errors[0]}")
-    out_size = tuple(size) if size else tuple(sidecar.get("out_size") or config.size)
-    # The same pipelines as live (instrument.render), so the same pictures.
-    frames_fn = frame_pipeline(fast, out_size, config)
-    full_fn = full_pipeline(full, out_size, config) if decoder == "full" else None
-    decoding = Decoding(anchors, fast, full, out_size=out_size, seed=config.seed, fast_frames=frames_fn,
-                        full_frames=full_fn)
-    controls = Controls(mapping)
-    performance = Performance(n_anchors=anchors.shape[0], bank_size=config.bank_size)
-    lab = LiveLab(performance, decoding, sidecar.get("anchors", []))  # installs what the take logged
-
-    ticks = timeline(sidecar, frames, events, fps)
-    out = Path(out) if out else folder / f"render-{decoder}"
-    out.mkdir(parents=True, exist_ok=True)
-    drawn, mismatches, all_coords = 0, 0, []
-    bar = tqdm(total=sum(t.draw for t in ticks), unit="frame", desc="render", disable=not progress)
-    with open(out / FRAMES, "w", encoding="utf-8") as lines:
-        for tick in ticks:
-            pick = None
-            for record in tick.records:
-                if "mapping" in record:
-                    controls.use_text(record["mapping"], record.get("file", "<mapping>"))
-                elif "pacing" in record or "atlas" in record:
-                    try:
-                        lab.apply(record, folder)
-                    except AtlasError as exc:
-                        raise TakeError(f"the take's atlas: {exc}") from None
-                else:
-                    controls.apply(event_from_json(record))
-            controls.advance(tick.t)
-            for name, value in controls.pop_actions():
-                if name == "anchor":
-                    pick = int(value)
-            coords = performance.step(controls.values(tick.t), tick.t, pick)
-            if not tick.draw:
-                continue
-            if tick.coords is not None and Coords.from_json(tick.coords) != coords:
-                mismatches += 1
-            name = frame_name(drawn)
-            atomic_write(out / name, encode_png(decoding.render(coords, decoder)))
-            record = {"n": tick.n, "t": tick.t, "coords": coords.to_json(), "file": name}
-            lines.write(json.dumps(record) + "\n")
-            all_coords.append(coords)
-            drawn += 1
-            bar.update()
-    bar.close()
-    for pipeline in (frames_fn, full_fn):
-        if pipeline is not None:
-            pipeline.close()
+        replay = open_replay(folder, sidecar, config, decoding)
+        ticks = timeline(sidecar, frames, events, fps)
+        out = Path(out) if out else folder / f"render-{decoder}"
+        out.mkdir(parents=True, exist_ok=True)
+        drawn, mismatches, all_coords = 0, 0, []
+        bar = tqdm(total=sum(t.draw for t in ticks), unit="frame", desc="render", disable=not progress)
+        with open(out / FRAMES, "w", encoding="utf-8") as lines:
+            for tick in ticks:
+                skipped = tick.draw and tick.coords is None and not tick.records and tick.n >= 0
+                coords = replay.glimpse(tick) if skipped else replay.coords(tick)
+                if not tick.draw:
+                    continue
+                mismatches += tick.coords is not None and Coords.from_json(tick.coords) != coords
+                name = frame_name(drawn)
+                atomic_write(out / name, encode_png(decoding.render(coords, decoder)))
+                record = {"n": tick.n, "t": tick.t, "coords": coords.to_json(), "file": name}
+                lines.write(json.dumps(record) + "\n")
+                all_coords.append(coords)
+                drawn += 1
+                bar.update()
+        bar.close()
+    finally:
+        decoding.close()
     info = {"take": str(folder), "decoder": decoding.decoder(decoder).label,
-            "fps": fps or 1 / sidecar["clock"]["interval"], "size": list(out_size), "frames": drawn,
+            "fps": fps or 1 / sidecar["clock"]["interval"], "size": list(decoding.out_size), "frames": drawn,
             "coordinate_mismatches": mismatches}
     atomic_write(out / "render.json", (json.dumps(info, indent=2) + "\n").encode())
     return RenderResult(out, drawn, mismatches, all_coords)

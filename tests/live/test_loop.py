@@ -36,14 +36,14 @@ def every_frame_decoded(*args, **kwargs):
     return Decoding(*args, **{**kwargs, "progressive": False})
 
 
-def stepped_renderer(load, tmp_path, clock, **config):
+def stepped_renderer(load, tmp_path, clock, record=None, **config):
     mapping, errors = parse_mapping(MAPPING, "test.yaml")
     assert not errors
     queue, mailbox = EventQueue(), Mailbox()
     settings = dict(size=(SIZE, SIZE), fps=20.0, record_root=str(tmp_path / "takes"), full_model="none")
     renderer = Renderer(Config(**{**settings, **config}), queue=queue, mailbox=mailbox, load=load,
                         controls=lambda: Controls(mapping, queue=queue), clock=clock,
-                        decoding=every_frame_decoded)
+                        decoding=every_frame_decoded, record=record)
     return renderer, queue, mailbox
 
 
@@ -151,3 +151,35 @@ def test_a_knob_move_after_a_rest_does_not_wait_for_the_full_decoder(taef2, anch
         renderer.stop()
         renderer.join(30)
     assert renderer.failure is None
+
+
+def test_a_stall_neither_shortens_the_take_nor_moves_its_events(session_loader, taef2, tmp_path):
+    """The live loop stalls for a second (a slow disk, a long measurement): it skips the frames it missed,
+    and an event that came during the stall is applied late. The re-render draws every frame of the take's
+    time span, with the event at the frame of its own time, so that the video lines up with the music."""
+    from instrument.recorder import FRAMES, read_jsonl
+    from instrument.replay import rerender
+
+    clock = SteppedClock(start=10.0)
+    take = str(tmp_path / "take")
+    renderer, queue, mailbox = stepped_renderer(session_loader, tmp_path, clock, record=take)
+    renderer.prepare()
+    interval = renderer.interval
+    try:
+        renderer.run_frames(5)  # frames 0-4 on time
+        clock.advance(1.0)  # the stall: frame 5 is made a second late
+        renderer.step()
+        queue.put(cc(1, 127, renderer.start_time + 10 * interval))  # came in the stall, at frame 10's time
+        renderer.run_frames(5)
+    finally:
+        renderer.close()
+    take = renderer.takes[0]
+    live = read_jsonl(take / FRAMES)
+    ns = [line["n"] for line in live]
+    assert ns[:6] == [0, 1, 2, 3, 4, 5] and ns[6] > 20  # the live loop skipped what it missed
+    result = rerender(take, load=lambda config: (taef2, None), progress=False)
+    again = read_jsonl(result.folder / FRAMES)
+    assert [line["n"] for line in again] == list(range(0, ns[-1] + 1))  # the take's whole span
+    s = {line["n"]: line["coords"]["s"] for line in again}
+    assert s[10] == 0.0 and s[11] > 0.3  # the fader moved at its own time, not at the end of the stall
+    assert result.mismatches == 0  # and the frames that were played are as played

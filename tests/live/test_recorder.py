@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import mido
 import numpy as np
+import pytest
 from PIL import Image
 
 from instrument.events import ControlEvent, KeyInput, PointerInput
@@ -198,4 +200,56 @@ def test_play_killed_mid_take_can_still_be_rendered(tmp_path):
         if f["file"]:  # a frame the disk could not keep up with has no file
             assert Image.open(folder / f["file"]).size == (64, 64)
     result = rerender(folder, progress=False)
-    assert result.mismatches == 0 and result.frames == len(frames)
+    # Every frame of the take's time span (a frame the live loop skipped too), the logged ones as played.
+    assert result.mismatches == 0 and result.frames == frames[-1]["n"] - frames[0]["n"] + 1
+
+
+@contextlib.contextmanager
+def small_disk(path: Path, size: str, *options: str):
+    """A tmpfs of ``size`` mounted at ``path`` (root only; skipped where mounting is not allowed)."""
+    path.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join([f"size={size}", *options]), "tmpfs",
+                              str(path)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {mounted.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def noise(k: int, size: int = 96) -> np.ndarray:
+    """A frame PNG cannot compress: a disk of a few hundred KB holds only a few."""
+    return np.random.default_rng(k).integers(0, 256, (size, size, 3), dtype=np.uint8)
+
+
+def test_a_take_on_a_disk_that_fills_says_so_and_leaves_no_temporary_files(tmp_path):
+    with small_disk(tmp_path / "disk", "400k") as disk:
+        rec = Recorder(disk / "take", {"settings": {"fps": 30}})
+        rec.start()
+        for n in range(40):
+            rec.add_frame(noise(n), meta(n))
+            time.sleep(0.005)
+        rec.stop()
+        take = disk / "take"
+        sidecar = json.loads((take / SIDECAR).read_text())
+        pngs = sorted(take.glob("frame_*.png"))
+        lines = [line for line in read_jsonl(take / FRAMES) if line.get("file")]
+        leftovers = [p.name for p in take.iterdir() if p.name.endswith(".tmp")]
+    assert rec.error is not None and "No space left" in rec.error
+    assert sidecar["status"] == "failed" and "No space left" in sidecar["error"]
+    assert 0 < sidecar["frames_written"] == rec.written == len(pngs) < 40
+    assert len(lines) <= len(pngs)  # every line that names a file names a whole one on disk
+    assert sidecar["frames_written"] + sidecar["frames_dropped"] >= len(lines)
+    assert leftovers == []
+
+
+def test_a_take_on_a_read_only_disk_fails_at_once_and_writes_nothing(tmp_path):
+    with small_disk(tmp_path / "disk", "1m", "ro") as disk:
+        rec = Recorder(disk / "take", {})
+        rec.start()
+        rec.add_frame(noise(0), meta(0))
+        rec.stop()
+        assert not (disk / "take").exists()
+    assert rec.error is not None and "Read-only" in rec.error
+    assert rec.done and "error" in rec.status()
