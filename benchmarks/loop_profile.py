@@ -17,7 +17,9 @@ import pstats
 import statistics
 import time
 
-from instrument import accel, bench, render
+from instrument import bench, render
+from instrument.accel import FastDecoder
+from instrument.accel.pipeline import Pipeline
 from instrument.config import Config
 from instrument.decoders import random_autoencoder
 from instrument.lab.live import LiveLab
@@ -29,12 +31,12 @@ STAGES = [
     (LiveLab, "step"),
     (render.Renderer, "_begin_frame"),
     (render.Decoding, "begin"),
-    (accel.FastDecoder, "launch"),
-    (accel._Pipeline, "load"),
-    (accel._Pipeline, "run"),
+    (FastDecoder, "launch"),
+    (Pipeline, "load"),
+    (Pipeline, "run"),
     (render.Renderer, "_finish_frame"),
     (render.Decoding, "finish"),
-    (accel.FastDecoder, "collect"),
+    (FastDecoder, "collect"),
     (LiveLab, "after_frame"),
     (render.Renderer, "_prefetch"),
     (render.Renderer, "_publish_status"),

@@ -19,15 +19,14 @@ API (used by the render thread; every call is cheap, no torch):
   a CPU). ``exact_frames`` and ``approx_frames`` count what was shown, so that the HUD and the benchmark
   can report the exact-frame rate apart from the display rate.
 
-How the render thread uses it on a CPU: ``render.Decoding(..., progressive=True)`` (the render thread sets it
-on a CPU) answers ``frame(coords)`` with ``Progressive.frame(key, lambda: FastLatents(coords))``, the
-``FastDecoder`` made by ``render.frame_pipeline`` decoding in a background thread; a take records the exact
-frames only (``render.Renderer._record``). Measured on 2 cores: 60 display frames/s with 8.7 exact TAESD
-frames/s at 256x256 (benchmarks/results/bench-cpu.md).
+How the render thread uses it on a CPU: its decoding answers each fast frame with
+``Progressive.frame(key, lambda: FastLatents(coords))``, the ``FastDecoder`` decoding in its background
+thread; a take records the exact frames only. Display and exact frame rates on a small CPU:
+benchmarks/results/bench-cpu-live-integrated.md.
 
-Why blend rather than hold the last frame: a knob sweep on a 2-core CPU gets about three exact frames a
-second; cross-fading between the decoded neighbours keeps the picture moving with the hand at display rate,
-and each exact frame replaces its stand-in as soon as it lands.
+Why blend rather than hold the last frame: a knob sweep on a small CPU gets a few exact frames a second;
+cross-fading between the decoded neighbours keeps the picture moving with the hand at display rate, and
+each exact frame replaces its stand-in as soon as it lands.
 """
 
 from __future__ import annotations

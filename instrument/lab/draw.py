@@ -6,6 +6,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from instrument.pixels import pixels_to_uint8
+
 # Key colours of matplotlib's perceptually uniform maps, sampled at 9 even steps (0, 1/8, ..., 1).
 # Linear interpolation between them keeps lightness monotonic, which is what makes the map readable.
 COLORMAPS: dict[str, list[tuple[int, int, int]]] = {
@@ -47,8 +49,7 @@ def font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
 
 def to_pil(pixels: torch.Tensor) -> Image.Image:
     """Tensor[3,H,W] in [0, 1] -> RGB image."""
-    array = pixels.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
-    return Image.fromarray(array, "RGB")
+    return Image.fromarray(pixels_to_uint8(pixels.detach()).cpu().numpy(), "RGB")
 
 
 def label(draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, size: int = 14,

@@ -28,6 +28,7 @@ from instrument.latent.anchors import (
     snap_size,
 )
 from instrument.latent.geometry import path_point, random_walk
+from instrument.pixels import pixels_to_uint8
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +177,7 @@ def run_walk(args: argparse.Namespace) -> int:
             else:
                 batch = path_point(stack, torch.tensor(chunk), args.path)
             pixels = decoder.decode(batch.float())
-            images = (pixels.float() * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu()
+            images = pixels_to_uint8(pixels).cpu()
             for offset, image in enumerate(images.numpy()):
                 index = start + offset
                 name = f"frame_{index:05d}.png"

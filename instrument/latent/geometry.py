@@ -293,13 +293,19 @@ def walk_offset(t: float, seed: int, shape: Sequence[int], speed: float = 1.0, *
     weights = _catmull_rom(torch.tensor([u - k], dtype=torch.float64))[0]
     weights = weights / weights.norm()  # a mix of independent unit Gaussians with these weights has std 1
     shape = tuple(int(x) for x in shape)
-    out = sum(float(wj) * _keyframe(seed, k + j, shape) for j, wj in zip(range(-1, 3), weights, strict=True))
+    keys = range(k - 1, k + 3)
+    out = sum(float(wj) * walk_keyframe(seed, key, shape) for key, wj in zip(keys, weights, strict=True))
     return out.to(device=device, dtype=dtype)
 
 
 @functools.lru_cache(maxsize=8)
-def _keyframe(seed: int, k: int, shape: tuple[int, ...]) -> Tensor:
-    """The k-th Gaussian keyframe of a seeded walk (CPU float32; cached: consecutive frames share them)."""
+def walk_keyframe(seed: int, k: int, shape: tuple[int, ...]) -> Tensor:
+    """The k-th Gaussian keyframe of ``walk_offset``'s curve: float32 [*shape] on the CPU, std 1.
+
+    ``walk_offset(t)`` mixes keyframes ``floor(t) - 1 .. floor(t) + 2``; a caller that mixes them itself
+    (``latent.fast.FastLatents``) takes them from here so that both agree bit for bit. Cached: consecutive
+    frames share them. Do not modify the returned tensor.
+    """
     return torch.randn(shape, generator=torch.Generator().manual_seed(_mix(seed, k)))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -120,6 +121,43 @@ def test_non_finite_frame_falls_back_to_fp32():
     assert fd.fallbacks == 1
 
 
+def decode_threads() -> int:
+    return sum(t.name == "cpu-decode" for t in threading.enumerate())
+
+
+def test_fall_back_stops_the_decode_thread():
+    """A non-finite frame from the CPU decode thread: the frame is decoded again in fp32, the thread stops,
+    and later frames are made in the caller's thread."""
+    ae = Autoencoder(NaNInHalf(), None, family=get_family("sd15"), label="nan test", arch="taesd",
+                     dtype=torch.bfloat16)
+    latent = torch.randn(4, 8, 8)
+    before = decode_threads()
+    fd = FastDecoder(ae, (64, 64), AccelOptions(background=True))
+    try:
+        assert fd.asynchronous
+        fd.launch(latent)
+        assert decode_threads() == before + 1
+        frame = fd.collect()
+        assert fd.fallbacks == 1 and not fd.asynchronous and decode_threads() == before
+        assert close(frame, reference(ae, latent, (64, 64)), 1)
+        fd.launch(latent)
+        assert fd.ready() and close(fd.collect(), frame, 0) and fd.fallbacks == 1
+    finally:
+        fd.close()
+
+
+def test_close_stops_the_decode_thread_and_frames_still_come():
+    ae = random_autoencoder("taesd", device="cpu", dtype="fp32")
+    latent = torch.randn(ae.latent_shape((64, 64)))
+    before = decode_threads()
+    fd = FastDecoder(ae, (64, 64), AccelOptions(background=True))
+    want = fd(latent)
+    fd.launch(latent)  # dropped by close()
+    fd.close()
+    assert decode_threads() == before and fd.in_flight == 0 and not fd.asynchronous
+    assert close(fd(latent), want, 0)
+
+
 def test_options_from_config():
     cfg = Config(compile="off", cuda_graphs="on", channels_last="off", prefetch=3)
     opts = options_from_config(cfg, "cpu", "taesd")
@@ -163,7 +201,7 @@ def test_cuda_default_path_compiled_and_graphed(arch):
 def test_cuda_graph_sums_a_mix_as_the_latent():
     """A Mix launched into the CUDA graph gives the picture of its latent; plain latents in between (from the
     CPU and the GPU) still decode exactly as before; a non-finite mix falls back to the plain path."""
-    from instrument.accel import FastLatents
+    from instrument.latent.fast import FastLatents
     from instrument.performance import Coords
 
     ae = random_autoencoder("taesd", device="cuda", dtype="fp16")
@@ -192,46 +230,17 @@ def test_cuda_graph_sums_a_mix_as_the_latent():
         fd.close()
 
 
-@pytest.mark.parametrize("device", DEVICES)
-def test_fast_latents_equal_latent_at(device):
-    from instrument.accel import FastLatents
-    from instrument.performance import Coords, latent_at
-
-    gen = torch.Generator().manual_seed(1)
-    anchors = torch.randn(5, 4, 8, 8, generator=gen)
-    anchors[3] = -1.3 * anchors[2]  # an antipodal segment: geometry's far branch
-    anchors = anchors.to(device)
-    fast = FastLatents(anchors, seed=3, std=0.9)
-    positions = [0.0, 1.0, 0.25, 0.5, 0.6, 0.62, 0.7, 0.999] + torch.rand(20, generator=gen).tolist()
-    for s in positions:
-        for noise, walk_t in [(0.0, 0.0), (0.3, 1.2345), (0.05, 17.9)]:
-            for path in ("slerp", "walk"):
-                coords = Coords(path, s, noise=noise, walk_t=walk_t)
-                want = latent_at(anchors, coords, seed=3, std=0.9)
-                got = fast(coords)
-                assert got.shape == want.shape and got.device == want.device
-                assert float((got - want).norm() / want.norm()) < 1e-5, (coords, s)
-                mix = fast.mix(coords)  # what a CUDA graph sums: the same terms
-                assert len(mix.vectors) - (4 if noise else 0) in (1, 2)  # (1: on an anchor)
-                assert torch.equal(mix.latent(), got)
-    assert fast.fast_calls == len(positions) * 6 * 2
-    # Everything else is latent_at itself.
-    for coords in [Coords("loop", 0.3), Coords("slerp", 0.4, glide_from=0.1, glide=0.5),
-                   Coords("slerp", 0.4, offset=0.5, offset_channel=1), Coords("slerp", 0.4, lock_channels=2)]:
-        assert torch.equal(fast(coords), latent_at(anchors, coords, seed=3, std=0.9))
-        assert fast.mix(coords) is None
-
-
 def test_pipeline_sums_mixes_in_its_rows():
     """A mix pipeline's rows: vectors copied once and reused, a plain latent as row 0, rows a smaller mix
     leaves behind weighted 0. (The same code runs inside the CUDA graph; here eagerly on the CPU.)"""
-    from instrument.accel import MIX_TERMS, FastLatents, _Pipeline
+    from instrument.accel.pipeline import Pipeline
+    from instrument.latent.fast import MIX_TERMS, FastLatents
     from instrument.performance import Coords
 
     shape = (4, 8, 8)
     anchors = torch.randn(3, *shape, generator=torch.Generator().manual_seed(5))
     fast = FastLatents(anchors, seed=7)
-    pipe = _Pipeline(lambda z: (z * 1.0, torch.isfinite(z).all()), 1, shape, torch.device("cpu"),
+    pipe = Pipeline(lambda z: (z * 1.0, torch.isfinite(z).all()), 1, shape, torch.device("cpu"),
                      graphs=False, terms=MIX_TERMS)
     weights, staging = torch.empty(MIX_TERMS), torch.empty(shape)
     copies = 0
@@ -254,25 +263,6 @@ def test_pipeline_sums_mixes_in_its_rows():
         assert torch.allclose(got, mix.latent(), rtol=1e-6, atol=1e-6), source
         copies += sum(a is not b for a, b in zip(rows_before, mix.vectors, strict=False))
     assert copies < sum(len(fast.mix(c).vectors) for c in sources if isinstance(c, Coords))  # rows reused
-
-
-def test_fast_latents_hand_atlas_coordinates_to_latent_at():
-    """Atlas mode: the frame sits at the atlas cursor, never on the path (even where the path is simple)."""
-    from instrument.accel import FastLatents
-    from instrument.performance import Coords, latent_at
-
-    class Atlas:  # the one method latent_at calls
-        def from_map(self, x, y):
-            return torch.full((4, 8, 8), x + 10 * y)
-
-    anchors = torch.randn(3, 4, 8, 8, generator=torch.Generator().manual_seed(2))
-    fast = FastLatents(anchors, seed=1)
-    coords = Coords("slerp", 0.5, atlas=True, atlas_x=0.25, atlas_y=0.5)
-    with pytest.raises(ValueError, match="no atlas"):
-        fast(coords)
-    fast.atlas = Atlas()
-    assert torch.equal(fast(coords), latent_at(anchors, coords, atlas=fast.atlas))
-    assert torch.equal(fast(coords), torch.full((4, 8, 8), 5.25)) and fast.fast_calls == 0
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

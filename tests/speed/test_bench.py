@@ -20,6 +20,7 @@ def test_bench_writes_results(tmp_path):
     assert status == 0
     result = json.loads((tmp_path / "tiny.json").read_text())
     assert result["machine"]["torch"] == torch.__version__ and result["machine"]["cpu"]
+    assert result["decoders"] == {"fast": "TAESD (sd15, random weights)"}
     variants = {(r["variant"], r["size"]) for r in result["decode"]}
     assert variants == {("plain", 64), ("accel", 64)}
     for row in result["decode"]:
@@ -33,6 +34,32 @@ def test_bench_writes_results(tmp_path):
     assert "drift_rss_mb_pct" in soak and len(soak["memory_samples"]) >= 2
     text = (tmp_path / "tiny.md").read_text()
     assert "| cpu | fast | fp32 | 64 | accel |" in text and "## Live loop" in text and "## Targets" in text
+
+
+def decoders_line(text: str) -> str:
+    return next(line for line in text.splitlines() if line.startswith("- decoders:"))
+
+
+def test_bench_times_and_names_the_model_given(tmp_path, shared):
+    """--model: the rows time that model (in its own latent space), and the results say so."""
+    model = shared / "models" / "taef2_decoder.pth"
+    status = main(["bench", "--devices", "cpu", "--decoders", "fast", "--sizes", "64", "--live-sizes", "",
+                   "--variants", "accel", "--decode-seconds", "0.1", "--no-baseline", "--model", str(model),
+                   "--out", str(tmp_path), "--name", "model"])
+    assert status == 0
+    result = json.loads((tmp_path / "model.json").read_text())
+    assert result["decoders"] == {"fast": f"TAESD (taef2, local file) from {model}"}, result["decoders"]
+    (row,) = result["decode"]
+    assert row["median_ms"] > 0
+    line = decoders_line((tmp_path / "model.md").read_text())
+    assert "random" not in line and str(model) in line
+
+
+def test_bench_with_a_model_that_does_not_load(tmp_path, capsys):
+    status = main(["bench", "--devices", "cpu", "--decoders", "fast", "--sizes", "64", "--live-sizes", "",
+                   "--no-baseline", "--model", str(tmp_path / "missing_decoder.pth"), "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert status == 2 and "missing_decoder.pth: no such file" in out.splitlines()[-1]
 
 
 def test_plain_live_path_and_baseline_row():
