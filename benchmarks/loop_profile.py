@@ -23,23 +23,24 @@ from instrument.accel.pipeline import Pipeline
 from instrument.config import Config
 from instrument.decoders import random_autoencoder
 from instrument.lab.live import LiveLab
+from instrument.loop.controls import Controls
+from instrument.loop.decoding import Decoding
 
 # (class, method) of each step of a frame, in loop order
 STAGES = [
-    (render.Renderer, "_apply_controls"),
-    (render.Controls, "values"),
+    (Controls, "read"),
     (LiveLab, "step"),
-    (render.Renderer, "_begin_frame"),
-    (render.Decoding, "begin"),
+    (render.Renderer, "_begin"),
+    (Decoding, "begin"),
     (FastDecoder, "launch"),
     (Pipeline, "load"),
     (Pipeline, "run"),
-    (render.Renderer, "_finish_frame"),
-    (render.Decoding, "finish"),
+    (render.Renderer, "_finish"),
+    (Decoding, "finish"),
     (FastDecoder, "collect"),
+    (render.Renderer, "_spare_time"),
     (LiveLab, "after_frame"),
-    (render.Renderer, "_prefetch"),
-    (render.Renderer, "_publish_status"),
+    (render.Renderer, "_publish"),
 ]
 
 
@@ -77,23 +78,23 @@ def main() -> None:
     profile = cProfile.Profile()
     spans = timed_stages() if args.stages else None
     if not args.stages:
-        loop = render.Renderer._loop
+        step = render.Renderer.step
 
         def profiled(self):
             profile.enable()
             try:
-                loop(self)
+                return step(self)
             finally:
                 profile.disable()
 
-        render.Renderer._loop = profiled
+        render.Renderer.step = profiled
     row = bench.live_sweep(ae, args.size, Config(), seconds=args.seconds, fps=bench.FLAT_OUT_FPS,
                            anchors_on=args.anchors_on, progressive=False)
     print({k: row.get(k) for k in ("fps", "read_ahead", "in_loop", "latency", "anchors_on", "path")})
     if spans is None:
         pstats.Stats(profile).sort_stats(args.sort).print_stats(args.rows)
         return
-    frames = len(spans["Renderer._finish_frame"])
+    frames = len(spans["Renderer._finish"])
     print(f"{'step':32} {'calls/frame':>11} {'median ms':>10} {'ms/frame':>9}")
     for key, values in spans.items():
         tail = values[len(values) // 2:]  # the second half: past the warm-up

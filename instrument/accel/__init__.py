@@ -39,16 +39,12 @@ from instrument.accel.options import (
     default_options,
     options_from_config,
 )
-from instrument.latent.fast import MIX_TERMS, FastLatents, Mix
 
 __all__ = [
     "COMPILE_MODES",
     "DTYPE_NAMES",
-    "MIX_TERMS",
     "AccelOptions",
     "FastDecoder",
-    "FastLatents",
-    "Mix",
     "default_options",
     "make_frame_fn",
     "options_from_config",

@@ -4,7 +4,7 @@
 position, a little noise so that no frame repeats) put into its ``EventQueue`` at ``SWEEP_RATE`` a second,
 and returns a row: frames per second, control event -> frame latency, memory, and each frame's time split
 into latent, decode and the rest of the loop. ``running_renderer`` is the one place the bench reaches into
-``render``; the soak's memory samples are judged by ``steady_index`` and ``drift``.
+the loop's stages; the soak's memory samples are judged by ``steady_index`` and ``drift``.
 """
 
 from __future__ import annotations
@@ -103,42 +103,43 @@ def running_renderer(config: Config, decoders: tuple[Any, Any], anchors: torch.T
                      timed_latents: str | None = None) -> Iterator[Any]:
     """The render thread as play runs it on ``decoders`` = (fast, full or None) and ``anchors``, started;
     stopped and joined on leaving. ``accelerated=False``: no frame pipeline (the plain decode).
-    ``timed_latents``: decode every frame through ``timed_decoding(render, timed_latents)`` instead of
-    play's own decoding. The one place the bench reaches into ``render``."""
-    from instrument import render
+    ``timed_latents``: decode every frame through ``timed_decoding(timed_latents)`` instead of play's own
+    decode stage."""
+    from instrument.loop.controls import Controls
+    from instrument.render import Renderer
 
     def load(say: Callable[[str], None]) -> tuple[Any, ...]:
         return *decoders, anchors, [f"seed:{i}" for i in range(len(anchors))], []
 
-    renderer = render.Renderer(config, queue=queue, mailbox=mailbox, load=load,
-                               controls=lambda: render.Controls(mapping, queue=queue))
-    saved = render.frame_pipeline, render.Decoding
+    factories: dict[str, Any] = {}
     if not accelerated:
-        render.frame_pipeline = lambda *a, **k: None
+        factories["pipeline"] = lambda *a, **k: None
     if timed_latents is not None:
-        render.Decoding = timed_decoding(render, timed_latents)
+        factories["decoding"] = timed_decoding(timed_latents)
+    renderer = Renderer(config, queue=queue, mailbox=mailbox, load=load,
+                        controls=lambda: Controls(mapping, queue=queue), **factories)
     try:
         renderer.start()
         yield renderer
     finally:
         renderer.stop()
         renderer.join(30)
-        render.frame_pipeline, render.Decoding = saved
 
 
-def timed_decoding(render: Any, latents: str = "latent_at") -> type:
-    """``render.Decoding`` with a stopwatch: (latent ms, decode ms) of each frame it decodes, and no frame
-    cache, so that every frame published is a frame decoded. The latent: ``latents`` = "fast" (as play:
-    ``Decoding.source``, a Mix where FastLatents has one), "eager" (FastLatents' latent by eager kernels) or
-    "latent_at" (the general geometry). The decode: ``DecodeJob.seconds``, from its launch (or the end of
-    the frame queued before it) to its picture on the host; work the loop does meanwhile is inside."""
+def timed_decoding(latents: str = "latent_at") -> type:
+    """The decode stage (``loop.decoding.Decoding``) with a stopwatch: (latent ms, decode ms) of each frame
+    it decodes, and no frame cache, so that every frame published is a frame decoded. The latent:
+    ``latents`` = "fast" (as play: ``Decoding.source``, a Mix where FastLatents has one), "eager"
+    (FastLatents' latent by eager kernels) or "latent_at" (the general geometry). The decode:
+    ``DecodeJob.seconds``, from its launch (or the end of the frame queued before it) to its picture on the
+    host; work the loop does meanwhile is inside."""
     from instrument.framecache import FrameCache
+    from instrument.loop.decoding import Decoding
     from instrument.performance import latent_at
 
-    class TimedDecoding(render.Decoding):
+    class TimedDecoding(Decoding):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self.progressive = None
+            super().__init__(*args, **{**kwargs, "progressive": False})
             self.make_latent = {
                 "fast": super().source,
                 "eager": self.latent,
@@ -267,7 +268,7 @@ def live_sweep(ae: Any, size: int, config: Config, *, seconds: float, warmup_s: 
     waits, so frames per second is the loop's throughput). ``accelerated=False`` plays the plain path (the
     render thread's GPU pipeline off). ``sample_every`` > 0 samples memory as it goes (the soak).
     ``progressive`` (default: on the CPU, accelerated, as ``play`` does): the render thread's own path shows
-    blends at ``fps`` while exact frames decode in the background (``render.Decoding`` with
+    blends at ``fps`` while exact frames decode in the background (``loop.decoding.Decoding`` with
     ``framecache.Progressive``); the row's ``exact_fps`` counts the exact ones. False: every frame decoded.
     ``anchors_on``: "device" (as ``play`` loads them) or "cpu": the frame's latent is then computed on the
     CPU and uploaded once (a few hundred tiny kernels fewer on a GPU).
@@ -321,7 +322,7 @@ def _paths(decoding: Any, *, full: bool, progressive: bool) -> dict[str, str]:
     path = frames_fn.describe() if frames_fn is not None else "plain (Autoencoder.decode)"
     if getattr(decoding, "progressive", None) is not None and not full:
         path += " + progressive (blends between exact frames)"
-    render_path = "render.Renderer + render.Decoding (as play)" if progressive else \
+    render_path = "render.Renderer + loop.decoding.Decoding (as play)" if progressive else \
         "render.Renderer + timed Decoding (every frame decoded)"
     return {"path": path, "render_path": render_path}
 

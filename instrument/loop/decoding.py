@@ -14,26 +14,14 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from instrument.accel import FastLatents, Mix, make_frame_fn, running_mean
+from instrument.accel import make_frame_fn, running_mean
 from instrument.config import Config
 from instrument.framecache import FrameCache, Progressive
+from instrument.latent.fast import FastLatents, Mix
 from instrument.loop.refine import Refinement
 from instrument.performance import Coords
-
-
-def to_uint8(pixels: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
-    """Pictures [1, 3, H, W] in [0, 1] on any device -> [h, w, 3] uint8 on the host at ``size`` = (w, h).
-
-    Resizes on the device (antialiased), so only the final bytes cross to the host.
-    """
-    width, height = size
-    pixels = pixels.float()
-    if pixels.shape[-2:] != (height, width):
-        pixels = F.interpolate(pixels, size=(height, width), mode="bilinear", antialias=True)
-    out = (pixels[0].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).contiguous()
-    return out.cpu().numpy()
+from instrument.pixels import pixels_to_uint8
 
 
 def frame_pipeline(fast, out_size: tuple[int, int], config: Config, *, prefetch: bool = True):
@@ -93,7 +81,7 @@ class Decoding:
     ``anchors``: [N, C, h, w] float32 diffusion latents on the decoders' device. ``out_size`` = (w, h) of the
     frames handed out. ``fast_frames`` and ``full_frames`` (see ``frame_pipeline``) replace the plain decodes.
     ``progressive`` (live, on a CPU): ``frame`` answers at once with a blend while the exact fast frame
-    decodes in the background (needs ``fast_frames``). A frame's latent is ``accel.FastLatents`` of its
+    decodes in the background (needs ``fast_frames``). A frame's latent is ``latent.fast.FastLatents`` of its
     coordinates, live and offline: the same function as ``performance.latent_at``, and the same rounding.
     """
 
@@ -224,7 +212,7 @@ class Decoding:
         return self.picture(self.source(coords), which)
 
     def source(self, coords: Coords) -> torch.Tensor | Mix:
-        """What a frame pipeline decodes for ``coords``: the latent's ``accel.Mix`` where FastLatents has one
+        """What a frame pipeline decodes for ``coords``: the latent's ``Mix`` where FastLatents has one
         (a CUDA graph sums it on the device), else the latent [C, h, w]."""
         with torch.inference_mode():
             mix = self.latents.mix(coords)
@@ -240,7 +228,7 @@ class Decoding:
                 return frames(latent)
             if isinstance(latent, Mix):
                 latent = latent.latent()
-            return to_uint8(ae.decode(latent[None]), self.out_size)
+            return pixels_to_uint8(ae.decode(latent[None]), self.out_size)[0].cpu().numpy()
 
     def close(self) -> None:
         """Stop the frame pipelines' decode threads (in the render thread's ``finally``)."""

@@ -17,11 +17,12 @@ from instrument.events import ControlEvent, EventQueue
 from instrument.lab.atlas import Atlas
 from instrument.lab.live import LiveLab, centre
 from instrument.loop.controls import Controls
-from instrument.loop.decoding import Decoding, to_uint8
+from instrument.loop.decoding import Decoding
 from instrument.mailbox import Mailbox, Status
 from instrument.mapping import parse_mapping
 from instrument.params import PARAMS
 from instrument.performance import Performance, bank_anchor
+from instrument.pixels import pixels_to_uint8
 from instrument.recorder import EVENTS, FRAMES, read_jsonl
 
 from .conftest import SIZE, wait_for
@@ -110,7 +111,7 @@ def test_atlas_mode_renders_the_atlas_at_the_cursor_with_a_minimap(taef2, three,
     assert (x, y) == pytest.approx((20 / 127, 100 / 127), abs=1e-2)
     atlas = Atlas.load(folder)
     with torch.inference_mode():
-        expected = to_uint8(taef2.decode(atlas.from_map(x, y)[None]), (SIZE, SIZE))
+        expected = pixels_to_uint8(taef2.decode(atlas.from_map(x, y)[None]), (SIZE, SIZE))[0].numpy()
     assert np.abs(frame.image.astype(int) - expected.astype(int)).max() <= 1
     assert status.minimap.shape == (160, 160, 3) and status.minimap.dtype == np.uint8
     near = atlas.names[atlas.nearest(x, y)]
