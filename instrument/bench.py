@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from instrument.accel import DTYPE_NAMES
-from instrument.config import Config
+from instrument.config import BenchConfig, Config, listing, number
 
 log = logging.getLogger(__name__)
 
@@ -581,30 +581,39 @@ def _csv(text: str) -> list[str]:
 
 
 def configure_bench(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--devices", default="", help="comma-separated: cpu, cuda, mps (default: all)")
-    parser.add_argument("--decoders", default="fast,full", help="fast (TAESD), full (SD 1.5 VAE)")
-    parser.add_argument("--dtypes", default="auto", help="auto (fp16 on GPU, fp32 on CPU), fp16, bf16, fp32")
-    parser.add_argument("--sizes", default="256,512,768", help="square decode sizes in pixels")
-    parser.add_argument("--variants", default="plain,accel",
+    size, seconds = number(int, 8, 8192), number(float, 0, 86400, above=True)
+    parser.add_argument("--devices", default="", type=listing(("cpu", "cuda", "mps")),
+                        help="comma-separated: cpu, cuda, mps (default: all)")
+    parser.add_argument("--decoders", default="fast,full", type=listing(("fast", "full")),
+                        help="fast (TAESD), full (SD 1.5 VAE)")
+    parser.add_argument("--dtypes", default="auto", type=listing(("auto", "fp16", "bf16", "fp32")),
+                        help="auto (fp16 on GPU, fp32 on CPU), fp16, bf16, fp32")
+    parser.add_argument("--sizes", default="256,512,768", type=listing(size),
+                        help="square decode sizes in pixels")
+    parser.add_argument("--variants", default="plain,accel", type=listing(VARIANTS),
                         help=f"decode paths to time: {', '.join(VARIANTS)} (accel = the config's switches)")
-    parser.add_argument("--seconds", type=float, default=10.0, help="length of each live knob sweep")
-    parser.add_argument("--decode-seconds", type=float, default=2.0, help="time spent timing each decode row")
-    parser.add_argument("--live-sizes", default="512", help="sizes to run the live sweep at ('' = none)")
-    parser.add_argument("--live-fps", type=float, default=0.0,
+    parser.add_argument("--seconds", type=seconds, default=10.0, help="length of each live knob sweep")
+    parser.add_argument("--decode-seconds", type=seconds, default=2.0,
+                        help="time spent timing each decode row")
+    parser.add_argument("--live-sizes", default="512", type=listing(size),
+                        help="sizes to run the live sweep at ('' = none)")
+    parser.add_argument("--live-fps", type=number(float, 0, 100_000), default=0.0,
                         help="render rate in the sweep (0: flat out on a GPU, twice --fps elsewhere)")
     parser.add_argument("--live-plain", action="store_true", help="also sweep with the plain path")
-    parser.add_argument("--latents", default="fast",
+    parser.add_argument("--latents", default="fast", type=listing(("fast", "eager", "latent_at")),
                         help="how the sweep makes a frame's latent, comma-separated: fast (as play does: "
                              "accel.FastLatents' Mix, summed inside the CUDA graph), eager (FastLatents' "
                              "latent by eager kernels), latent_at (the general geometry)")
-    parser.add_argument("--anchors-on", default="device",
-                        help="where the sweep's latents are made: device (as play does), cpu, or both")
+    parser.add_argument("--anchors-on", default="device", type=listing(("device", "cpu")),
+                        help="where the sweep's latents are made: device (as play does), cpu, or both: "
+                             "device,cpu")
     parser.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True,
                         help="time the interpolation app's slider move (full VAE, fp32, 512px)")
-    parser.add_argument("--soak", type=float, default=0.0, help="seconds of a soak sweep (fast decoder)")
+    parser.add_argument("--soak", type=number(float, 0, 86400), default=0.0,
+                        help="seconds of a soak sweep (fast decoder)")
     parser.add_argument("--out", default="benchmarks/results", help="folder for the results files")
     parser.add_argument("--name", default="", help="file name stem (default: bench-<device>[-<gpu>])")
-    Config.add_arguments(parser)
+    BenchConfig.add_arguments(parser)
 
 
 def default_name(devices: list[str], info: dict[str, Any]) -> str:
@@ -619,7 +628,7 @@ def default_name(devices: list[str], info: dict[str, Any]) -> str:
 def run_bench(args: argparse.Namespace) -> int:
     from instrument.devices import resolve_dtype
 
-    config = Config.from_args(args)
+    config = Config.from_args(args)  # the whole Config: the live sweep runs the real render thread
     devices = _csv(args.devices) or available_devices()
     missing = [d for d in devices if d not in available_devices()]
     if missing:

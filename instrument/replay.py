@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from instrument.config import Config, parse_size
+from instrument.config import Config, device_name, number, parse_size
 from instrument.performance import Coords, Performance
 from instrument.recorder import (
     ANCHORS,
@@ -67,15 +67,17 @@ def configure_render(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("recording", help="a take folder written by `play --record` or the record control")
     parser.add_argument("--decoder", choices=("fast", "full"), default="fast",
                         help="fast (as played) or full (the quality decoder)")
-    parser.add_argument("--fps", type=float, default=0.0, help="frame rate (default: the take's)")
+    parser.add_argument("--fps", type=number(float, 0, 1000), default=0.0,
+                        help="frame rate (default: the take's)")
     parser.add_argument("--size", type=parse_size, default=None,
                         help="frame size, N or WxH (default: the take's)")
     parser.add_argument("--out", default="", help="output folder (default: RECORDING/render-<decoder>)")
     parser.add_argument("--video", default="", help="also write this video file (needs ffmpeg on the PATH)")
     parser.add_argument("--model", default=None, help="fast decoder instead of the take's")
     parser.add_argument("--full-model", default=None, help="full decoder instead of the take's")
-    parser.add_argument("--device", default=None, help="torch device instead of the take's")
-    parser.add_argument("--dtype", default=None, help="dtype instead of the take's")
+    parser.add_argument("--device", type=device_name, default=None, help="torch device instead of the take's")
+    parser.add_argument("--dtype", choices=("auto", "fp16", "bf16", "fp32"), default=None,
+                        help="dtype instead of the take's")
     parser.add_argument("--offline", action="store_true", help="never touch the network")
 
 
