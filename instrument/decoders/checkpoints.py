@@ -59,9 +59,8 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             ) from None
         except (RuntimeError, EOFError, OSError, ValueError) as e:
             first = (str(e) or type(e).__name__).splitlines()[0].split(". ")[0]
-            raise ModelLoadError(
-                f"{path}: not a readable PyTorch checkpoint (truncated or corrupt?): {first}; download it again"
-            ) from None
+            raise ModelLoadError(f"{path}: not a readable PyTorch checkpoint (truncated or corrupt?): "
+                                 f"{first}; download it again") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
