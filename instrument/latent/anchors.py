@@ -59,14 +59,16 @@ class AnchorError(UserError):
 
 
 def printable(path: str | Path) -> str:
-    """A path as text that can always be printed and stored: bytes of a file name that are not UTF-8 (an
-    old archive's Latin-1 name) are shown as ``\\xe9`` escapes instead of breaking the output."""
-    return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
+    """A path as text that can always be printed, drawn and stored (a terminal, a pygame font, JSON, a
+    safetensors header): bytes of a file name that are not UTF-8 (an old archive's Latin-1 name) become
+    U+FFFD instead of breaking whatever shows or saves the name."""
+    return os.fsencode(str(path)).decode("utf-8", "replace")
 
 
 @dataclass
 class Anchor:
-    """A point to play: ``latent`` is a float32 CPU diffusion-space latent [C, h, w]."""
+    """A point to play: ``latent`` is a float32 CPU diffusion-space latent [C, h, w]; ``name`` is printable
+    text (see ``printable``), ``source`` the spec or path as given."""
 
     name: str
     latent: torch.Tensor
@@ -381,7 +383,7 @@ def _latent_anchor(path: Path, ae, size: tuple[int, int]) -> Anchor:
                                 f"use --size {w * f}x{h * f} or re-encode the image")
     if metadata.get("family", family.name) != family.name:
         log.warning("%s was made for the %s latent space, not %s", path, metadata["family"], family.name)
-    return Anchor(path.stem, latent, str(path), metadata)
+    return Anchor(printable(path.stem), latent, str(path), metadata)
 
 
 def _image_anchor(path: Path, ae, size: tuple[int, int], cache: AnchorCache | None, fit: str) -> Anchor:
@@ -403,4 +405,4 @@ def _image_anchor(path: Path, ae, size: tuple[int, int], cache: AnchorCache | No
             raise AnchorError(path, f"encoding failed: {e}") from None
         if cache is not None:
             cache.put(key, latent, metadata)
-    return Anchor(path.stem, latent, str(path), metadata)
+    return Anchor(printable(path.stem), latent, str(path), metadata)
