@@ -376,7 +376,6 @@ def fetch_from_hub(
     TAESD partner, if the repo has one), from the cache if there, else downloaded once with progress bars
     unless offline."""
     import huggingface_hub
-    from huggingface_hub.errors import LocalEntryNotFoundError
 
     cache = hub_cache()
     prefix = f"{subfolder.strip('/')}/" if subfolder else ""
@@ -391,12 +390,12 @@ def fetch_from_hub(
         missing = [p for p in needed if not (Path(folder) / p).is_file()]
         if missing:
             hint = "" if prefix or filename else f"; for a pipeline repo name its VAE folder: {repo}/vae"
-            raise LocalEntryNotFoundError(f"no {', '.join(missing)} in {folder}{hint}")
+            raise FileNotFoundError(f"the repo has no {', '.join(missing)}{hint}")
         return Path(folder) / (filename or prefix or ".")
 
     try:
         return fetch(local_only=True)
-    except (LocalEntryNotFoundError, FileNotFoundError, OSError):
+    except OSError:  # not cached, or cached without the files needed (the hub's errors are OSErrors)
         pass
     if offline or hub_offline():
         raise ModelLoadError(f"{what}: not in the Hugging Face cache ({cache}) and the network is off")
@@ -429,6 +428,8 @@ def download_problem(error: Exception) -> str:
                 "file, or --offline to use only what is cached")
     if isinstance(error, EntryNotFoundError):
         return f"the repo has no such file ({error})"
+    if type(error) is FileNotFoundError:  # downloaded, but without the files a model needs
+        return str(error)
     detail = " ".join(str(error).split())
     return f"the download failed ({type(error).__name__}: {detail[:120]})"
 

@@ -227,3 +227,18 @@ def test_a_failed_download_says_why_and_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setattr(huggingface_hub, "snapshot_download", unreachable)
     message = expect_user_error("someone/some-vae", "could not be reached", "--offline", "--model")
     assert "Traceback" not in message
+
+
+def test_a_pipeline_repo_named_without_its_vae_folder_says_so(tmp_path, monkeypatch):
+    """Downloaded, but the repo's top level has no VAE: the message says to name its vae folder."""
+    import huggingface_hub
+
+    def pipeline_repo(repo_id, *, revision, cache_dir, allow_patterns, local_files_only):
+        snapshot = cache_dir / "models--someone--pipeline" / "snapshots" / "main"
+        if not local_files_only:
+            snapshot.mkdir(parents=True, exist_ok=True)  # nothing at the top level matched the patterns
+        return str(snapshot)
+
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", pipeline_repo)
+    expect_user_error("someone/pipeline", "the repo has no config.json", "someone/pipeline/vae")
