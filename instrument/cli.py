@@ -12,11 +12,13 @@ traceback. Anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import difflib
 import errno
 import importlib
 import logging
 import sys
 import traceback
+from pathlib import Path
 
 from instrument.errors import UserError
 
@@ -77,15 +79,35 @@ def build_parser() -> argparse.ArgumentParser:
     epilog = "commands:\n" + "\n".join(f"  {name:<14} {text}" for name, (_, text) in COMMANDS.items())
     parser = Parser(
         prog="latent-instrument",
+        usage="%(prog)s [-h] [-v] [--debug] [COMMAND] [ARGS ...]",
         description="A real-time visual instrument: play the latent space of an image autoencoder.",
-        epilog=epilog + "\n\n'latent-instrument COMMAND --help' describes a command's options.",
+        epilog=epilog + "\n\nWithout a COMMAND, ARGS go to play. 'latent-instrument COMMAND --help' "
+        "describes a command's options.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
-    parser.add_argument("command", nargs="?", default="play", choices=COMMANDS, metavar="COMMAND")
-    parser.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser
+
+
+TOP_FLAGS = {"-h", "--help", "-v", "--verbose", "--debug"}
+
+
+def split_command(argv: list[str]) -> tuple[list[str], str, list[str]]:
+    """(top-level flags, command, the command's arguments). Without a command the line plays
+    (``latent-instrument dog.png --fps 24``); a first word that is neither a command nor an anchor (a file,
+    a folder, ``seed:N``) is a mistyped command: UserError, with the nearest command named."""
+    start = next((i for i, arg in enumerate(argv) if arg not in TOP_FLAGS), len(argv))
+    top, rest = argv[:start], argv[start:]
+    if not rest or rest[0] in COMMANDS:
+        return top, rest[0] if rest else "play", rest[1:]
+    first = rest[0]
+    if first.startswith("-") or first.lower().startswith("seed") or Path(first).exists():
+        return top, "play", rest
+    near = difflib.get_close_matches(first, COMMANDS, n=1)
+    hint = f"; did you mean {near[0]}?" if near else "."
+    commands = ", ".join(COMMANDS)
+    raise UserError(f"{first!r} is neither a command nor an anchor file{hint} Commands: {commands}")
 
 
 def command_parser(command: str) -> tuple[argparse.ArgumentParser, object]:
@@ -109,19 +131,23 @@ def user_message(exc: BaseException) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        top = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+        flags, command, rest = split_command(sys.argv[1:] if argv is None else argv)
+        top = build_parser().parse_args(flags)
+    except UserError as exc:
+        print(f"latent-instrument: error: {exc}", file=sys.stderr)
+        return 2
     except SystemExit as exit_:  # --help, or a mistake already printed
         return exit_.code if isinstance(exit_.code, int) else 2
     handler = logging.StreamHandler()
     handler.setFormatter(LogFormatter(top.debug))
     logging.basicConfig(level=logging.DEBUG if top.verbose else logging.INFO, handlers=[handler])
-    parser, module = command_parser(top.command)
+    parser, module = command_parser(command)
     try:
-        args = parser.parse_args(top.args)
+        args = parser.parse_args(rest)
     except SystemExit as exit_:
         return exit_.code if isinstance(exit_.code, int) else 2
     try:
-        return int(getattr(module, f"run_{top.command.replace('-', '_')}")(args))
+        return int(getattr(module, f"run_{command.replace('-', '_')}")(args))
     except KeyboardInterrupt:
         return 130
     except Exception as exc:

@@ -103,7 +103,10 @@ BAD: list[tuple[str, tuple[str, ...]]] = [
     ("doctor --device gpu", ("--device", "unknown device")),
     ("doctor --family x", ("--family", "invalid choice")),
     ("doctor --fps 30", ("unrecognized arguments", "--fps")),
-    ("nonsense", ("invalid choice", "COMMAND")),
+    ("nonsense", ("'nonsense' is neither a command nor an anchor file", "Commands: play, encode")),
+    ("encod x.png -o out", ("did you mean encode?",)),
+    ("--fps 0", ("latent-instrument play: error: argument --fps",)),  # no command: play's flags
+    ("--debug --frames -1", ("latent-instrument play: error: argument --frames",)),
 ]
 
 
@@ -156,3 +159,15 @@ def test_values_inside_the_ranges_are_accepted(command, line):
     if "--size 8192x8" in line:  # the last value given wins, parsed
         assert (args.size, args.out_size, args.window, args.fps) == ((8192, 8), (640, 360), (1280, 800), 1000)
         assert (args.seed, args.prefetch, args.frame_cache_mb) == (4294967295, 64, 32)
+
+
+def test_without_a_command_the_line_plays(tmp_path):
+    from instrument.cli import split_command
+
+    picture = tmp_path / "dog.png"
+    picture.write_bytes(b"")
+    assert split_command([]) == ([], "play", [])
+    line = [str(picture), "--fps", "24"]
+    assert split_command(["-v", *line]) == (["-v"], "play", line)
+    assert split_command(["seed:3", "seed:4"]) == ([], "play", ["seed:3", "seed:4"])
+    assert split_command(["--debug", "encode", "--help"]) == (["--debug"], "encode", ["--help"])
