@@ -24,17 +24,17 @@ def file_problem(path: Path) -> str | None:
     """Why ``path`` cannot be read as an input file, or None when it can: missing, a folder, not a regular
     file (a FIFO or a device would block or never end), or empty. Never opens anything but a regular file."""
     try:
-        mode = os.stat(path).st_mode
+        info = os.stat(path)
     except FileNotFoundError:
         return "no such file"
     except OSError as e:
         return f"cannot read it: {e.strerror or e}"
-    if stat.S_ISDIR(mode):
+    if stat.S_ISDIR(info.st_mode):
         return "is a folder, not a file"
-    if not stat.S_ISREG(mode):
-        kind = "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a device or socket"
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a FIFO (named pipe)" if stat.S_ISFIFO(info.st_mode) else "a device or socket"
         return f"is {kind}, not a regular file; only regular files are read"
-    if os.stat(path).st_size == 0:
+    if info.st_size == 0:
         return "the file is empty (0 bytes); download or save it again"
     return None
 

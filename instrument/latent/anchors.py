@@ -36,7 +36,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
 from instrument.decoders.families import Family, get_family
-from instrument.errors import UserError, file_problem, impostor
+from instrument.errors import SNIFF_BYTES, UserError, file_problem, impostor
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ def _decode_image(data: bytes, path: Path, size: tuple[int, int], fit: str) -> t
     except AnchorError:
         raise
     except Exception as e:  # Pillow's format plugins raise many kinds of error for broken files
-        fake = impostor(data[:512])
+        fake = impostor(data[:SNIFF_BYTES])
         if fake is not None:
             raise AnchorError(path, f"not an image: looks like {fake}; download the real file") from None
         unknown = isinstance(e, Image.UnidentifiedImageError)
