@@ -1,7 +1,18 @@
-"""One configuration object for a run, overridable from the command line and saved beside its output.
+"""Settings for a run: groups of fields; each command takes the groups it uses; saved beside its output.
 
-Every field becomes a flag (``size`` -> ``--size``); ``Config.from_args`` reads them back. A recording, a
-walk or a benchmark writes ``config.json`` beside its files so that the run can be repeated.
+A group is a dataclass of related fields (``ModelSettings``: which decoders, on which device). Every field
+becomes a flag (``frame_cache_mb`` -> ``--frame-cache-mb``) whose range or vocabulary is checked when the
+command line is read. A command's settings class inherits the groups it uses, so attribute access stays flat
+(``config.fps``) and its ``--help`` lists only its own flags:
+
+    play                               Config: every group (the render thread reads them all)
+    encode, walk, atlas, curvature     AnchorConfig: model, picture
+    doctor                             ModelSettings
+    bench                              BenchConfig: family, fps, speed
+
+``add_arguments(parser)`` adds the flags, ``from_args(args)`` reads them back (a field without a flag keeps
+its default, so ``Config.from_args`` gives a whole Config from any command's arguments), ``save(folder)``
+writes ``config.json`` with what the command used, so that the run can be repeated.
 """
 
 from __future__ import annotations
@@ -9,81 +20,142 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
+
+MIN_SIDE, MAX_SIDE = 8, 8192  # pixels, for every size flag
+SEED_MAX = 2**32 - 1  # seeds reach torch, numpy and UMAP; all take 32 bits
+SWITCH = ("auto", "on", "off")
 
 
-def parse_size(text: str) -> tuple[int, int]:
-    """``"512"`` or ``"768x512"`` -> (width, height)."""
-    try:
-        parts = [int(p) for p in text.lower().split("x")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size {text!r} is not N or WxH") from None
+def parse_size(text: str | Sequence[int]) -> tuple[int, int]:
+    """``"512"`` or ``"768x512"`` (or an already parsed (w, h)) -> (width, height), sides from MIN_SIDE to
+    MAX_SIDE; argparse.ArgumentTypeError otherwise."""
+    if isinstance(text, str):
+        try:
+            parts = [int(p) for p in text.lower().split("x")]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"size {text!r} is not N or WxH (e.g. 512 or 768x512)") from None
+    else:
+        parts = [int(p) for p in text]
     if len(parts) == 1:
         parts = parts * 2
-    if len(parts) != 2 or min(parts) < 8:
-        raise argparse.ArgumentTypeError(f"size {text!r} is not N or WxH with sides of at least 8")
+    if len(parts) != 2 or not all(MIN_SIDE <= p <= MAX_SIDE for p in parts):
+        raise argparse.ArgumentTypeError(f"size {text!r} is not N or WxH with sides from {MIN_SIDE} to "
+                                         f"{MAX_SIDE} pixels")
     return parts[0], parts[1]
 
 
-@dataclass
-class Config:
-    # Models. "auto": the family's default (TAESD for fast, the full VAE for quality), downloaded once;
-    # with no network and nothing cached, the built-in procedural decoder.
-    model: str = field(default="auto", metadata={"help": "fast decoder: auto, a hub repo id, a diffusers "
-                                                 "folder, a .safetensors/.ckpt VAE or a TAESD .pth"})
-    full_model: str = field(default="auto", metadata={"help": "full-quality decoder, same forms as --model; "
-                                                      "'none' to disable"})
-    family: str = field(default="sd15", metadata={"help": "latent space: sd15, sdxl, sd3, flux1, flux2"})
-    device: str = field(default="auto", metadata={"help": "auto (cuda, mps, cpu), or a torch device"})
-    dtype: str = field(default="auto", metadata={"help": "auto (fp16 on GPU, fp32 on CPU), fp16, bf16, fp32"})
-    offline: bool = field(default=False, metadata={"help": "never touch the network"})
-    # Picture.
-    size: tuple[int, int] = field(default=(512, 512), metadata={"help": "decode resolution, N or WxH"})
-    fps: float = field(default=30.0, metadata={"help": "target frames per second"})
-    seed: int = field(default=0, metadata={"help": "seed for seed anchors and random walks"})
-    fit: str = field(default="crop", metadata={"help": "how images meet the size: crop (centre) or pad"})
-    cache_dir: str = field(default="", metadata={"help": "anchor latent cache (default: the user cache)"})
-    # Live play (instrument.play): input, window, recording, limits for headless runs.
-    mapping: str = field(default="", metadata={"help": "mapping YAML (default: mappings/default.yaml, or "
-                                               "keyboard.yaml when no MIDI port is found)"})
-    midi_ports: str = field(default="", metadata={"help": "MIDI inputs to open, comma-separated names, parts "
-                                                  "of names or numbers; empty: all; 'none': no MIDI"})
-    midi_api: str = field(default="auto", metadata={"help": "MIDI API: auto, coremidi, alsa, jack, winmm"})
-    midi_virtual: bool = field(default=True, metadata={"help": "also open a virtual MIDI input port"})
-    window: tuple[int, int] = field(default=(960, 960), metadata={"help": "window size, N or WxH"})
-    out_size: str = field(default="", metadata={"help": "size of shown and recorded frames, N or WxH "
-                                                "(default: the decode size)"})
-    fullscreen: bool = field(default=False, metadata={"help": "start full screen"})
-    headless: bool = field(default=False, metadata={"help": "no window: render (and record) only"})
-    record: str = field(default="", metadata={"help": "record into this folder from the first frame"})
-    record_root: str = field(default="recordings", metadata={"help": "where takes started live are written"})
-    duration: float = field(default=0.0, metadata={"help": "stop after this many seconds of play (0: never)"})
-    frames: int = field(default=0, metadata={"help": "stop after this many frames (0: never)"})
-    # Lab in live play (instrument.lab.live): atlas mode and anchor banks.
-    atlas: str = field(default="", metadata={"help": "atlas folder (from `latent-instrument atlas`) for "
-                                             "atlas mode; default: charted from the anchors when turned on"})
-    bank_size: int = field(default=12, metadata={"help": "anchors per bank: anchor i of bank b (program "
-                                                 "change) is anchor b*N+i; 0: no banks"})
-    # Speed (instrument.accel, instrument.framecache): "auto" takes the best measured for the device
-    # (benchmarks/README.md); each switch can turn off a default that misbehaves on some machine.
-    channels_last: str = field(default="auto", metadata={"help": "channels-last decoder layout: auto, on, "
-                                                     "off"})
-    subpixel: str = field(default="auto", metadata={"help": "nearest-upsample + 3x3 conv as one 2x2 conv at "
-                                                 "the low resolution (4/9 of the work): auto, on, off"})
-    compile: str = field(default="auto", metadata={"help": "torch.compile the frame: auto, off, default, "
-                                               "max-autotune (slow first start), reduce-overhead"})
-    cuda_graphs: str = field(default="auto", metadata={"help": "replay a frame as one CUDA graph: auto, on, "
-                                                   "off"})
-    prefetch: int = field(default=4, metadata={"help": "frames decoded as one batch when filling the cache "
-                                               "ahead (1: one at a time)"})
-    frame_cache_mb: int = field(default=256, metadata={"help": "memory for decoded frames kept for reuse "
-                                                       "and for in-between frames on slow machines"})
-    read_ahead_ms: float = field(default=2.0, metadata={"help": "behind the clock, read the next frame's "
-                                                   "controls this long before the frame decoding is done "
-                                                   "and queue its decode (the device never waits; the "
-                                                   "controls are that much older); 0: never"})
+def format_size(size: Sequence[int]) -> str:
+    return f"{size[0]}x{size[1]}"
+
+
+def number(kind: type, low: float, high: float, *, above: bool = False) -> Callable[[str], Any]:
+    """An argparse type: a finite ``kind`` (int or float) from ``low`` (or, with ``above``, more than
+    ``low``) to ``high``. ``--fps 0``, ``--frames -5`` or ``--fps nan`` fail with the range in the message."""
+    word = "whole number" if kind is int else "number"
+    low_text, high_text = (str(v) if kind is int else f"{v:g}" for v in (low, high))
+    span = f"above {low_text} and at most {high_text}" if above else f"from {low_text} to {high_text}"
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {word}; use a {word} {span}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number; use a {word} {span}")
+        if not ((value > low if above else value >= low) and value <= high):
+            raise argparse.ArgumentTypeError(f"{text!r} is out of range; use a {word} {span}")
+        return value
+
+    parse.__name__ = word
+    return parse
+
+
+def listing(item: Callable[[str], Any] | Sequence[str]) -> Callable[[str], str]:
+    """An argparse type: a comma-separated list whose entries ``item`` checks (an argparse type, or a
+    vocabulary); the text comes back as given."""
+
+    def parse(text: str) -> str:
+        for entry in filter(None, (t.strip() for t in text.split(","))):
+            if callable(item):
+                item(entry)
+            elif entry not in item:
+                raise argparse.ArgumentTypeError(f"{entry!r} is not one of {', '.join(item)}")
+        return text
+
+    parse.__name__ = "list"
+    return parse
+
+
+def device_name(text: str) -> str:
+    """An argparse type: ``auto`` or a device present here (``cuda`` on a machine without one fails now,
+    not in the render thread)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    from instrument.devices import DeviceError, resolve_device
+
+    try:
+        resolve_device(text)
+    except DeviceError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+def _families() -> tuple[str, ...]:
+    from instrument.decoders.families import FAMILIES
+
+    return tuple(FAMILIES)
+
+
+def _midi_apis() -> tuple[str, ...]:
+    from instrument.midi.listener import APIS
+
+    return ("auto", *APIS)
+
+
+def _compile_modes() -> tuple[str, ...]:
+    from instrument.accel import COMPILE_MODES
+
+    return ("auto", *COMPILE_MODES)
+
+
+def _fits() -> tuple[str, ...]:
+    from instrument.latent.anchors import FITS
+
+    return FITS
+
+
+def option(default: Any, help: str, *, parse: Callable[[str], Any] | None = None,
+           choices: Sequence[str] | Callable[[], Sequence[str]] | None = None) -> Any:
+    """A settings field: its default, its help, and how the command line reads it: ``parse`` (an argparse
+    type, range-checking) or ``choices`` (a tuple, or a function giving one, called when the flag is added so
+    that importing this module loads neither torch nor rtmidi)."""
+    return field(default=default, metadata={"help": help, "parse": parse, "choices": choices})
+
+
+class Settings:
+    """What every settings group and every composition of groups can do (a mixin of the dataclasses below)."""
+
+    TITLE: ClassVar[str] = "settings"
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser, **defaults: Any) -> None:
+        """One flag per field, under one heading per group. ``defaults`` replaces field defaults for this
+        command (``size=(128, 128)``); --help shows them."""
+        for title, fields in _groups(cls):
+            group = parser.add_argument_group(title)
+            for f in fields:
+                _add_flag(group, f, defaults.get(f.name, f.default))
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Any:
+        """The settings in ``args``; a field without a flag there keeps its default."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        return cls(**{name: getattr(args, name) for name in names if hasattr(args, name)})
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -94,23 +166,141 @@ class Config:
         path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
         return path
 
-    @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        """Add one flag per field, with the field's default and help."""
-        group = parser.add_argument_group("configuration")
-        for f in dataclasses.fields(cls):
-            flag = "--" + f.name.replace("_", "-")
-            help_text = f"{f.metadata.get('help', '')} (default: {f.default})"
-            if f.type in ("bool", bool):
-                group.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default,
-                                   help=help_text)
-            elif f.type in ("tuple[int, int]", tuple[int, int]):
-                group.add_argument(flag, type=parse_size, default=f.default, help=help_text)
-            else:
-                kind = {"int": int, "float": float}.get(str(f.type), str)
-                group.add_argument(flag, type=kind, default=f.default, help=help_text)
 
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> Config:
-        names = [f.name for f in dataclasses.fields(cls)]
-        return cls(**{name: getattr(args, name) for name in names if hasattr(args, name)})
+def _groups(cls: type) -> list[tuple[str, list[dataclasses.Field]]]:
+    """The fields of ``cls`` by the class that declares them, the command's own first, then its groups."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    groups = []
+    for klass in cls.__mro__:
+        own = [fields.pop(name) for name in klass.__dict__.get("__annotations__", {}) if name in fields]
+        if own:
+            groups.append((klass.__dict__.get("TITLE", klass.TITLE), own))
+    return groups
+
+
+def _add_flag(group: Any, f: dataclasses.Field, default: Any) -> None:
+    flag = "--" + f.name.replace("_", "-")
+    meta = f.metadata
+    if isinstance(default, bool):
+        group.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=meta["help"])
+        return
+    choices = meta["choices"]() if callable(meta["choices"]) else meta["choices"]
+    parse = meta["parse"] or str
+    if parse is parse_size and default is not None:
+        default = format_size(default)  # argparse parses a string default with the type: --help shows WxH
+    group.add_argument(flag, type=parse, choices=choices, default=default, help=meta["help"])
+
+
+FPS = number(float, 0, 1000, above=True)
+
+
+@dataclass(kw_only=True)
+class ModelSettings(Settings):
+    """Which decoders, in which latent space, on which device; where encoded anchors are kept."""
+
+    TITLE: ClassVar[str] = "model"
+    family: str = option("sd15", "latent space of the models and anchors", choices=_families)
+    model: str = option("auto", "fast decoder: auto (the family's TAESD, downloaded once), a hub repo id, "
+                        "a diffusers folder, a .safetensors/.ckpt VAE or a TAESD .pth")
+    full_model: str = option("auto", "full-quality decoder, same forms as --model; none to go without")
+    device: str = option("auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps",
+                         parse=device_name)
+    dtype: str = option("auto", "auto: fp16 on a GPU, fp32 on the CPU",
+                        choices=("auto", "fp16", "bf16", "fp32"))
+    offline: bool = option(False, "never touch the network; use only models already cached")
+    cache_dir: str = option("", "folder for encoded anchor latents (default: the user cache folder)")
+
+
+@dataclass(kw_only=True)
+class PictureSettings(Settings):
+    """The decoded picture and the anchors made for it."""
+
+    TITLE: ClassVar[str] = "picture"
+    size: tuple[int, int] = option((512, 512), "decode size, N or WxH (rounded to multiples of 8)",
+                                   parse=parse_size)
+    seed: int = option(0, "seed for seed anchors, random walks and the built-in decoder",
+                       parse=number(int, 0, SEED_MAX))
+    fit: str = option("crop", "how images meet the size: crop (fill, centre kept) or pad (whole image, "
+                      "grey bars)", choices=_fits)
+
+
+@dataclass(kw_only=True)
+class MidiSettings(Settings):
+    """The controller: which mapping, which ports, which MIDI system."""
+
+    TITLE: ClassVar[str] = "MIDI"
+    mapping: str = option("", "mapping YAML (default: mappings/default.yaml, or keyboard.yaml when no "
+                          "MIDI port is found)")
+    midi_ports: str = option("", "MIDI inputs to open: comma-separated names, parts of names or numbers; "
+                             "none for no MIDI (default: all)")
+    midi_api: str = option("auto", "MIDI system (see `latent-instrument ports`)", choices=_midi_apis)
+    midi_virtual: bool = option(True, "also open a virtual MIDI input port")
+
+
+@dataclass(kw_only=True)
+class PlaySettings(Settings):
+    """Live play: frame rate, window, recording, the lab's banks and atlas, limits for headless runs."""
+
+    TITLE: ClassVar[str] = "play"
+    fps: float = option(30.0, "frames per second the render loop aims at", parse=FPS)
+    window: tuple[int, int] = option((960, 960), "window size, N or WxH", parse=parse_size)
+    out_size: tuple[int, int] | None = option(None, "size of shown and recorded frames, N or WxH "
+                                              "(default: the decode size)", parse=parse_size)
+    fullscreen: bool = option(False, "start full screen")
+    headless: bool = option(False, "no window: render (and record) only")
+    record: str = option("", "record into this folder from the first frame")
+    record_root: str = option("recordings", "where takes started while playing, and screenshots, go")
+    duration: float = option(0.0, "stop after this many seconds of play (0: never)",
+                             parse=number(float, 0, 1e7))
+    frames: int = option(0, "stop after this many frames (0: never)", parse=number(int, 0, 10**9))
+    atlas: str = option("", "atlas folder (from `latent-instrument atlas`) for atlas mode (default: "
+                        "charted from the anchors when turned on)")
+    bank_size: int = option(12, "anchors per bank: anchor i of bank b (program change) is anchor b*N+i; "
+                            "0: no banks", parse=number(int, 0, 128))
+
+
+@dataclass(kw_only=True)
+class SpeedSettings(Settings):
+    """Speed switches (instrument.accel, instrument.framecache). "auto" takes the best measured for the
+    device (benchmarks/README.md); each can turn off a default that misbehaves on some machine."""
+
+    TITLE: ClassVar[str] = "speed"
+    channels_last: str = option("auto", "channels-last decoder layout", choices=SWITCH)
+    subpixel: str = option("auto", "nearest-upsample + 3x3 conv as one 2x2 conv at the low resolution "
+                           "(4/9 of the work)", choices=SWITCH)
+    compile: str = option("auto", "torch.compile the frame (max-autotune: a slow first start)",
+                          choices=_compile_modes)
+    cuda_graphs: str = option("auto", "replay a frame as one CUDA graph", choices=SWITCH)
+    prefetch: int = option(4, "frames decoded as one batch when filling the cache ahead (1: one at a "
+                           "time)", parse=number(int, 1, 64))
+    frame_cache_mb: int = option(256, "memory for decoded frames kept for reuse and for in-between "
+                                 "frames on slow machines", parse=number(int, 32, 1 << 20))
+    read_ahead_ms: float = option(2.0, "read the next frame's controls this long before the decoding "
+                                  "frame is done and queue its decode (the device never waits; the "
+                                  "controls are that much older); 0: never", parse=number(float, 0, 1000))
+
+
+@dataclass(kw_only=True)
+class Config(ModelSettings, PictureSettings, MidiSettings, PlaySettings, SpeedSettings):
+    """Every setting: what ``play`` takes and the render thread reads (and a take's sidecar records)."""
+
+
+@dataclass(kw_only=True)
+class AnchorConfig(ModelSettings, PictureSettings):
+    """A model and the pictures it encodes and decodes: ``encode``, ``walk``, ``atlas``, ``curvature``."""
+
+
+@dataclass(kw_only=True)
+class BenchConfig(SpeedSettings):
+    """``bench``: the speed switches it times, the latent family of its decoders and the rate it plays at.
+    (Its live sweep runs the real render thread: ``Config.from_args`` gives it the whole Config.)"""
+
+    TITLE: ClassVar[str] = "timed"
+    model: str = option("auto", "fast decoder to time, same forms as play's --model; auto: the TAESD "
+                        "architecture with random weights (speed does not depend on them)")
+    full_model: str = option("auto", "full decoder to time; auto: the SD 1.5 VAE architecture, random "
+                             "weights")
+    offline: bool = option(False, "never touch the network; use only models already cached")
+    family: str = option("sd15", "latent space of the decoders timed", choices=_families)
+    fps: float = option(30.0, "off the GPU, the live sweep renders at twice this (see --live-fps)",
+                        parse=FPS)

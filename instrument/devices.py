@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from instrument.errors import UserError
+
 DTYPES: dict[str, torch.dtype] = {
     "fp16": torch.float16,
     "float16": torch.float16,
@@ -16,10 +18,14 @@ DTYPES: dict[str, torch.dtype] = {
 }
 
 
+class DeviceError(UserError, ValueError):
+    """A device or dtype that does not exist, or is not available on this machine."""
+
+
 def resolve_device(name: str = "auto") -> torch.device:
     """``"auto"`` -> the best device present (cuda, mps, cpu); anything else is parsed by torch.
 
-    An explicit device that is not available (``"cuda"`` on a Mac) raises ValueError saying so, rather than
+    An explicit device that is not available (``"cuda"`` on a Mac) raises DeviceError saying so, rather than
     failing later inside a kernel.
     """
     name = (name or "auto").strip().lower()
@@ -31,12 +37,17 @@ def resolve_device(name: str = "auto") -> torch.device:
         return torch.device("cpu")
     try:
         device = torch.device(name)
-    except RuntimeError as e:
-        raise ValueError(f"unknown device {name!r}: {e}") from None
+    except RuntimeError:
+        raise DeviceError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for, but this torch build sees no CUDA GPU")
+        raise DeviceError(f"device {name!r} asked for, but this torch build sees no CUDA GPU; use auto or "
+                          "cpu")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise DeviceError(f"device {name!r} asked for, but there are {torch.cuda.device_count()} CUDA GPUs")
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"device {name!r} asked for, but MPS is not available here")
+        raise DeviceError(f"device {name!r} asked for, but MPS is not available here; use auto or cpu")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise DeviceError(f"device {name!r}: the instrument runs on cpu, cuda or mps")
     return device
 
 
@@ -48,4 +59,4 @@ def resolve_dtype(name: str, device: torch.device | str) -> torch.dtype:
     try:
         return DTYPES[name]
     except KeyError:
-        raise ValueError(f"unknown dtype {name!r}; use auto, fp16, bf16 or fp32") from None
+        raise DeviceError(f"unknown dtype {name!r}; use auto, fp16, bf16 or fp32") from None

@@ -11,7 +11,7 @@ import argparse
 import os
 import platform
 
-from instrument.config import Config
+from instrument.config import Config, ModelSettings
 from instrument.midi.listener import quiet_stderr
 
 
@@ -19,11 +19,11 @@ def configure_doctor(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--download", action="store_true", help="fetch the family's default decoders into the HF cache"
     )
-    Config.add_arguments(parser)
+    ModelSettings.add_arguments(parser)
 
 
 def run_doctor(args: argparse.Namespace) -> int:
-    config = Config.from_args(args)
+    config = ModelSettings.from_args(args)
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
     section("system")
     import torch
@@ -63,10 +63,10 @@ def version_of(module: str) -> str:
     return str(getattr(imported, "__version__", "installed"))
 
 
-def device_report(config: Config) -> None:
+def device_report(config: ModelSettings) -> None:
     import torch
 
-    from instrument.devices import resolve_device, resolve_dtype
+    from instrument.devices import DeviceError, resolve_device, resolve_dtype
 
     line("cuda", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "not available")
     line("mps", "available" if torch.backends.mps.is_available() else "not available")
@@ -74,7 +74,7 @@ def device_report(config: Config) -> None:
         device = resolve_device(config.device)
         line("device", f"{device} (asked: {config.device})")
         line("dtype", f"{resolve_dtype(config.dtype, device)} (asked: {config.dtype})")
-    except ValueError as e:
+    except DeviceError as e:
         line("device", f"problem: {e}")
 
 
@@ -124,17 +124,16 @@ def display_report() -> None:
         pygame.display.quit()
 
 
-def download(config: Config) -> None:
-    import dataclasses
-
+def download(config: ModelSettings) -> None:
     from instrument.decoders import load_models
 
-    fast, full = load_models(dataclasses.replace(config, offline=False, device="cpu", dtype="fp32"))
+    online = {**config.to_dict(), "offline": False, "device": "cpu", "dtype": "fp32"}
+    fast, full = load_models(Config(**online))
     line("fast decoder", fast.label + (f"\n{fast.notice}" if fast.notice else ""))
     line("full decoder", full.label if full else "none")
 
 
-def models_report(config: Config) -> None:
+def models_report(config: ModelSettings) -> None:
     from instrument.decoders.loaders import DEFAULT_FAST, DEFAULT_FULL, hub_cache
 
     cache = hub_cache()
@@ -161,7 +160,7 @@ def models_report(config: Config) -> None:
         line("cached", "no models")
 
 
-def anchors_report(config: Config) -> None:
+def anchors_report(config: ModelSettings) -> None:
     try:
         from instrument.latent.anchors import AnchorCache
 

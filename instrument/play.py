@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from instrument.config import Config
+from instrument.errors import UserError
 from instrument.events import EventQueue
 from instrument.loop.controls import Controls
 from instrument.mailbox import Mailbox
@@ -39,7 +40,11 @@ def configure_play(parser: argparse.ArgumentParser) -> None:
 
 
 def run_play(args: argparse.Namespace) -> int:
-    session = Session(Config.from_args(args), args.anchors)
+    from instrument.decoders.loaders import check_sources
+
+    config = Config.from_args(args)
+    check_sources(config)  # a missing or fake model file fails here, before a window opens
+    session = Session(config, args.anchors)
     status = session.run()
     if session.terminated:
         # Everything is joined, closed and written. After a SIGTERM, torch's thread pool can abort the
@@ -236,7 +241,7 @@ class Session:
         if self.display_failed:
             return 2
         if renderer.failure is not None:
-            return 1
+            return 2 if isinstance(renderer.failure, UserError) else 1
         return 0
 
 

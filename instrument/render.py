@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from instrument.config import Config
+from instrument.errors import UserError
 from instrument.events import EventQueue
 from instrument.loop.clock import Clock, WallClock
 from instrument.loop.controls import Controls, FrameInput
@@ -150,8 +151,9 @@ class Renderer:
                 pass
         except BaseException as exc:  # the display must say why the picture never came
             self.failure = exc
-            log.exception("render thread failed")
-            self._publish("failed", f"render thread failed: {type(exc).__name__}: {exc}")
+            log.exception("render thread failed")  # (a UserError's message only, unless --debug)
+            told = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+            self._publish("failed", f"render thread failed: {told}")
         finally:
             self.close()
 

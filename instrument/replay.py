@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from instrument.config import Config, parse_size
+from instrument.config import Config, device_name, number, parse_size
+from instrument.errors import UserError
 from instrument.performance import Coords, Performance
 from instrument.recorder import (
     ANCHORS,
@@ -44,7 +45,7 @@ log = logging.getLogger(__name__)
 STALL_SECONDS = 0.05  # an event the live loop applied later than this (and two frames) moves to its time
 
 
-class TakeError(Exception):
+class TakeError(UserError):
     """A take folder that cannot be re-rendered; the message names the file."""
 
 
@@ -71,15 +72,17 @@ def configure_render(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("recording", help="a take folder written by `play --record` or the record control")
     parser.add_argument("--decoder", choices=("fast", "full"), default="fast",
                         help="fast (as played) or full (the quality decoder)")
-    parser.add_argument("--fps", type=float, default=0.0, help="frame rate (default: the take's)")
+    parser.add_argument("--fps", type=number(float, 0, 1000), default=0.0,
+                        help="frame rate (default: the take's)")
     parser.add_argument("--size", type=parse_size, default=None,
                         help="frame size, N or WxH (default: the take's)")
     parser.add_argument("--out", default="", help="output folder (default: RECORDING/render-<decoder>)")
     parser.add_argument("--video", default="", help="also write this video file (needs ffmpeg on the PATH)")
     parser.add_argument("--model", default=None, help="fast decoder instead of the take's")
     parser.add_argument("--full-model", default=None, help="full decoder instead of the take's")
-    parser.add_argument("--device", default=None, help="torch device instead of the take's")
-    parser.add_argument("--dtype", default=None, help="dtype instead of the take's")
+    parser.add_argument("--device", type=device_name, default=None, help="torch device instead of the take's")
+    parser.add_argument("--dtype", choices=("auto", "fp16", "bf16", "fp32"), default=None,
+                        help="dtype instead of the take's")
     parser.add_argument("--offline", action="store_true", help="never touch the network")
 
 
@@ -174,9 +177,11 @@ def take_config(sidecar: dict[str, Any], **overrides: Any) -> Config:
     """The Config a take was played with (fields this version does not know are left out)."""
     known = {f.name for f in dataclasses.fields(Config)}
     settings = {k: v for k, v in sidecar.get("settings", {}).items() if k in known}
-    for key in ("size", "window"):
+    for key in ("size", "window", "out_size"):
         if isinstance(settings.get(key), list):
             settings[key] = tuple(settings[key])
+    if settings.get("out_size") == "":  # (older takes: no size given)
+        settings["out_size"] = None
     settings.update(overrides)
     return Config(**settings)
 

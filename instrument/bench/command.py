@@ -22,7 +22,8 @@ from instrument.bench.timing import (
     slider_move_times,
     weights_label,
 )
-from instrument.config import Config
+from instrument.config import BenchConfig, Config, listing, number
+from instrument.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -32,32 +33,40 @@ def _csv(text: str) -> list[str]:
 
 
 def configure_bench(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--devices", default="", help="comma-separated: cpu, cuda, mps (default: all)")
-    parser.add_argument("--decoders", default="fast,full",
+    size, seconds = number(int, 8, 8192), number(float, 0, 86400, above=True)
+    parser.add_argument("--devices", default="", type=listing(("cpu", "cuda", "mps")),
+                        help="comma-separated: cpu, cuda, mps (default: all)")
+    parser.add_argument("--decoders", default="fast,full", type=listing(("fast", "full")),
                         help="fast (--model, else TAESD), full (--full-model, else the SD 1.5 VAE); with no "
                              "model named, random weights (speed does not depend on them)")
-    parser.add_argument("--dtypes", default="auto", help="auto (fp16 on GPU, fp32 on CPU), fp16, bf16, fp32")
-    parser.add_argument("--sizes", default="256,512,768", help="square decode sizes in pixels")
-    parser.add_argument("--variants", default="plain,accel",
+    parser.add_argument("--dtypes", default="auto", type=listing(("auto", "fp16", "bf16", "fp32")),
+                        help="auto (fp16 on GPU, fp32 on CPU), fp16, bf16, fp32")
+    parser.add_argument("--sizes", default="256,512,768", type=listing(size),
+                        help="square decode sizes in pixels")
+    parser.add_argument("--variants", default="plain,accel", type=listing(VARIANTS),
                         help=f"decode paths to time: {', '.join(VARIANTS)} (accel = the config's switches)")
-    parser.add_argument("--seconds", type=float, default=10.0, help="length of each live knob sweep")
-    parser.add_argument("--decode-seconds", type=float, default=2.0, help="time spent timing each decode row")
-    parser.add_argument("--live-sizes", default="512", help="sizes to run the live sweep at ('' = none)")
-    parser.add_argument("--live-fps", type=float, default=0.0,
+    parser.add_argument("--seconds", type=seconds, default=10.0, help="length of each live knob sweep")
+    parser.add_argument("--decode-seconds", type=seconds, default=2.0,
+                        help="time spent timing each decode row")
+    parser.add_argument("--live-sizes", default="512", type=listing(size),
+                        help="sizes to run the live sweep at ('' = none)")
+    parser.add_argument("--live-fps", type=number(float, 0, 100_000), default=0.0,
                         help="render rate in the sweep (0: flat out on a GPU, twice --fps elsewhere)")
     parser.add_argument("--live-plain", action="store_true", help="also sweep with the plain path")
-    parser.add_argument("--latents", default="fast",
+    parser.add_argument("--latents", default="fast", type=listing(("fast", "eager", "latent_at")),
                         help="how the sweep makes a frame's latent, comma-separated: fast (as play does: "
                              "FastLatents' Mix, summed inside the CUDA graph), eager (FastLatents' "
                              "latent by eager kernels), latent_at (the general geometry)")
-    parser.add_argument("--anchors-on", default="device",
-                        help="where the sweep's latents are made: device (as play does), cpu, or both")
+    parser.add_argument("--anchors-on", default="device", type=listing(("device", "cpu")),
+                        help="where the sweep's latents are made: device (as play does), cpu, or both: "
+                             "device,cpu")
     parser.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True,
                         help="time the interpolation app's slider move (full VAE, fp32, 512px)")
-    parser.add_argument("--soak", type=float, default=0.0, help="seconds of a soak sweep (fast decoder)")
+    parser.add_argument("--soak", type=number(float, 0, 86400), default=0.0,
+                        help="seconds of a soak sweep (fast decoder)")
     parser.add_argument("--out", default="benchmarks/results", help="folder for the results files")
     parser.add_argument("--name", default="", help="file name stem (default: bench-<device>[-<gpu>])")
-    Config.add_arguments(parser)
+    BenchConfig.add_arguments(parser)
 
 
 def default_name(devices: list[str], info: dict[str, Any]) -> str:
@@ -197,24 +206,20 @@ def _settings_problem(args: argparse.Namespace, devices: list[str]) -> str | Non
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    from instrument.decoders import ModelLoadError
+    from instrument.decoders.loaders import check_sources
 
     config = Config.from_args(args)
+    check_sources(config)  # a named model that is not there fails now, not after the first rows
     devices = _csv(args.devices) or available_devices()
     problem = _settings_problem(args, devices)
     if problem:
-        print(problem)
-        return 2
+        raise UserError(problem)
     info = machine_info()
     results = Results(Path(args.out), args.name or default_name(devices, info), info, dict(vars(args)))
     run = BenchRun(args, config, results)
     print(f"bench on {info['cpu']} ({info['cpu_count']} cores), GPU: {info['gpu']}, torch {info['torch']}")
-    try:
-        for name in devices:
-            run.device(name)
-    except ModelLoadError as exc:
-        print(f"bench: {exc}")
-        return 2
+    for name in devices:
+        run.device(name)
     text = results.save()
     print()
     print(text)

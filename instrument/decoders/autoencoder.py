@@ -13,11 +13,12 @@ import torch
 from torch import nn
 
 from instrument.decoders.families import Family
+from instrument.errors import UserError
 
 log = logging.getLogger(__name__)
 
 
-class ModelLoadError(Exception):
+class ModelLoadError(UserError):
     """A model could not be loaded; the message names the file, folder or repo and says why."""
 
 

@@ -10,16 +10,20 @@ network.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import pickle
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 
 from instrument.decoders.autoencoder import ModelLoadError
+from instrument.errors import file_problem, impostor, read_head
 
 SD15_VAE_CONFIG = Path(__file__).with_name("sd15_vae_config.json")
 LDM_PREFIXES = ("first_stage_model.", "vae.")
@@ -29,34 +33,34 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """The tensors in a ``.safetensors``, ``.pth``, ``.pt``, ``.ckpt`` or ``.bin`` file: name -> CPU tensor.
 
     A Lightning-style ``{"state_dict": {...}}`` wrapper is unwrapped. Raises ModelLoadError naming the file
-    for a missing, empty, truncated or unsafe file.
+    for a missing, empty, truncated or unsafe file, and for one that is not a checkpoint at all (a web page
+    or a Git LFS pointer saved under the checkpoint's name).
     """
-    if not path.is_file():
-        raise ModelLoadError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise ModelLoadError(f"{path}: the file is empty (0 bytes); download it again")
+    check_weights_file(path)
     if path.suffix == ".safetensors":
-        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         try:
             state = load_file(str(path))
-        except SafetensorError as e:
+        except (SafetensorError, OSError, ValueError) as e:
             raise ModelLoadError(f"{path}: unreadable safetensors (truncated or corrupt?): {e}") from None
     else:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError:
+        except pickle.UnpicklingError as e:
+            if "Unsupported operand" in str(e):  # not a pickle at all
+                raise ModelLoadError(
+                    f"{path}: not a PyTorch checkpoint (truncated or corrupt?); download it again"
+                ) from None
             raise ModelLoadError(
                 f"{path}: holds Python objects besides tensors, so it was not loaded (only plain state dicts "
                 "are read, with torch.load(weights_only=True), because unpickling can run arbitrary code). "
                 "If you trust the file, re-save its state dict, ideally as .safetensors"
             ) from None
         except (RuntimeError, EOFError, OSError, ValueError) as e:
-            first_line = (str(e) or type(e).__name__).splitlines()[0]
-            raise ModelLoadError(
-                f"{path}: not a readable PyTorch checkpoint (truncated or corrupt?): {first_line}"
-            ) from None
+            first = (str(e) or type(e).__name__).splitlines()[0].split(". ")[0]
+            raise ModelLoadError(f"{path}: not a readable PyTorch checkpoint (truncated or corrupt?): "
+                                 f"{first}; download it again") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
@@ -65,6 +69,48 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if not tensors:
         raise ModelLoadError(f"{path}: holds no tensors")
     return tensors
+
+
+def check_weights_file(path: Path) -> None:
+    """ModelLoadError unless ``path`` is a regular, non-empty file that starts like binary weights."""
+    problem = file_problem(path)
+    if problem is None:
+        head = read_head(path)
+        fake = impostor(head)
+        if fake is not None:
+            problem = f"not a checkpoint: looks like {fake}; download the real file"
+        elif b"\0" not in head and _is_utf8(head):
+            problem = f"not a checkpoint: a text file (it starts {head[:40].decode().strip()!r}); " \
+                      "download the real file"
+    if problem is not None:
+        raise ModelLoadError(f"{path}: {problem}")
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return e.start > len(data) - 4  # a character cut at the end of the sample still counts as text
+    return True
+
+
+# What building a model from a file's contents raises when the contents are not what their names promise
+# (a tensor of the wrong rank, a config value of the wrong type, a key the converter needs missing).
+MALFORMED = (KeyError, IndexError, ValueError, TypeError, AttributeError, RuntimeError, OSError,
+             SafetensorError)
+
+
+@contextlib.contextmanager
+def made_from(path: Path | str, what: str) -> Iterator[None]:
+    """Turn any MALFORMED error inside into a ModelLoadError naming ``path``: a model built from a file
+    that does not hold what it claims is the file's fault, whichever line finds out."""
+    try:
+        yield
+    except ModelLoadError:
+        raise
+    except MALFORMED as e:
+        detail = " ".join((str(e) or type(e).__name__).split())[:200]
+        raise ModelLoadError(f"{path}: not a usable {what} ({type(e).__name__}: {detail})") from None
 
 
 def key_layout(state: dict[str, torch.Tensor]) -> str:

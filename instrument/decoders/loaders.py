@@ -26,9 +26,11 @@ from instrument.decoders import procedural, taesd
 from instrument.decoders.autoencoder import Autoencoder, ModelLoadError
 from instrument.decoders.checkpoints import (
     SD15_VAE_CONFIG,
+    check_weights_file,
     fit_state_dict,
     key_layout,
     kl_from_state_dict,
+    made_from,
     read_state_dict,
 )
 from instrument.decoders.families import FAMILIES, Family, family_from_name, get_family
@@ -113,7 +115,9 @@ def load_autoencoder(
                 folder = path / "vae"  # a whole diffusers pipeline folder: use its VAE
             if (folder / "config.json").is_file():
                 return load_diffusers_folder(folder, family, str(path), "local folder", **where)
-            return load_taesd(find_taesd_decoder(folder, family), family, **where)
+            decoder = find_taesd_decoder(folder, family)
+            with made_from(decoder, "TAESD checkpoint"):
+                return load_taesd(decoder, family, **where)
         return load_file(path, family, **where)
     if looks_like_path(source):
         raise ModelLoadError(f"{source}: no such file or folder")
@@ -132,6 +136,19 @@ def looks_like_path(source: str) -> bool:
         or (source.lower().endswith(WEIGHT_SUFFIXES) and source.count("/") < 2)
         or not re.fullmatch(r"[\w.-]+/[\w.-]+(/[\w./-]+)?(@[\w./-]+)?", source)
     )
+
+
+def check_sources(config) -> None:
+    """Fail now, in the caller's thread, on a named model that cannot load: a path that does not exist, or
+    a file that is not weights (a web page, an LFS pointer, empty). ``play`` calls it before it starts."""
+    for flag, source in (("--model", config.model), ("--full-model", config.full_model)):
+        if source in ("auto", "none", "", "procedural"):
+            continue
+        path = Path(source).expanduser()
+        if not path.exists() and looks_like_path(source):
+            raise ModelLoadError(f"{source}: no such file or folder (given as {flag})")
+        if path.suffix in WEIGHT_SUFFIXES and path.exists():
+            check_weights_file(path)
 
 
 def parse_hub_source(source: str) -> tuple[str, str | None, str | None, str | None]:
@@ -157,9 +174,11 @@ def load_file(path: Path, family: str | None, **where) -> Autoencoder:
     state = read_state_dict(path)
     layout = key_layout(state)
     if layout == "taesd":
-        return load_taesd(path, family, state=state, **where)
+        with made_from(path, "TAESD checkpoint"):
+            return load_taesd(path, family, state=state, **where)
     if layout in ("ldm", "diffusers"):
-        return load_single_file_vae(path, state, family, **where)
+        with made_from(path, "VAE checkpoint"):
+            return load_single_file_vae(path, state, family, **where)
     if layout == "tiny":
         raise ModelLoadError(
             f"{path}: an AutoencoderTiny state dict on its own; point at its folder (with config.json), "
@@ -244,9 +263,9 @@ def load_taesd(path: Path, family: str | None, *, device, dtype, state: dict | N
 def taesd_channels(state: dict, part: str, path: Path) -> int:
     try:
         return taesd.checkpoint_info(state, part)[0]
-    except KeyError:
+    except (KeyError, IndexError):
         key = "14.weight" if part == "encoder" else "1.weight"
-        raise ModelLoadError(f"{path}: not a TAESD {part} (it has no {key})") from None
+        raise ModelLoadError(f"{path}: not a TAESD {part} (no conv weight {key})") from None
 
 
 def build_taesd(state: dict, part: str, path: Path, channels: int) -> nn.Sequential:
@@ -262,9 +281,9 @@ def build_taesd(state: dict, part: str, path: Path, channels: int) -> nn.Sequent
 
 def load_single_file_vae(path: Path, state: dict, family: str | None, *, device, dtype) -> Autoencoder:
     """A whole SD-style VAE from one file, shaped like the SD 1.5 VAE config shipped in the package."""
-    conv_in = [v for k, v in state.items() if k.endswith("decoder.conv_in.weight")]
+    conv_in = [v for k, v in state.items() if k.endswith("decoder.conv_in.weight") and v.ndim == 4]
     if not conv_in:
-        raise ModelLoadError(f"{path}: VAE weights without a decoder (no decoder.conv_in.weight)")
+        raise ModelLoadError(f"{path}: VAE weights without a decoder (no conv weight decoder.conv_in.weight)")
     channels = int(conv_in[0].shape[1])
     chosen = check_family(family, channels, path.name, path)
     vae = kl_from_state_dict(state, path, chosen.scale)
@@ -289,22 +308,25 @@ def load_diffusers_folder(
     """A diffusers model folder: ``config.json`` + weights of one of DIFFUSERS_CLASSES."""
     import diffusers
 
+    config_path = folder / "config.json"
     try:
-        config = json.loads((folder / "config.json").read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise ModelLoadError(f"{folder / 'config.json'}: unreadable: {e}") from None
-    class_name = config.get("_class_name")
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ModelLoadError(f"{config_path}: unreadable: {e}") from None
+    class_name = config.get("_class_name") if isinstance(config, dict) else None
     if class_name not in DIFFUSERS_CLASSES:
         raise ModelLoadError(
-            f"{folder / 'config.json'}: _class_name is {class_name!r}, "
-            f"not one of {', '.join(DIFFUSERS_CLASSES)}"
+            f"{config_path}: _class_name is {class_name!r}, not one of {', '.join(DIFFUSERS_CLASSES)}"
         )
-    chosen = check_family(family, int(config.get("latent_channels", 4)), source, folder)
-    try:
+    channels = config.get("latent_channels", 4)
+    if not isinstance(channels, int) or isinstance(channels, bool):
+        raise ModelLoadError(f"{config_path}: latent_channels is {channels!r}, not a whole number")
+    chosen = check_family(family, channels, source, folder)
+    for weights in folder.glob("diffusion_pytorch_model*"):
+        if weights.suffix in WEIGHT_SUFFIXES:  # (not a sharded model's index.json)
+            check_weights_file(weights)
+    with made_from(folder, f"{class_name} folder"):
         vae = getattr(diffusers, class_name).from_pretrained(str(folder), local_files_only=True)
-    except (OSError, ValueError, RuntimeError) as e:
-        detail = " ".join(str(e).split())[:300]
-        raise ModelLoadError(f"{folder}: could not load the {class_name}: {detail}") from None
     if class_name == "AutoencoderTiny":
         label = f"TAESD ({Path(source).name or source}, diffusers {origin})"
         levels = len(vae.config.decoder_block_out_channels) - 1
@@ -314,7 +336,7 @@ def load_diffusers_folder(
             device=device, dtype=dtype,
         )  # fmt: skip
     scale = config.get("scaling_factor")
-    if scale is not None and abs(scale - chosen.scale) > 1e-4:
+    if isinstance(scale, (int, float)) and abs(scale - chosen.scale) > 1e-4:
         log.warning("%s: config scaling_factor %s differs from family %s's %s; using the family's",
                     folder, scale, chosen.name, chosen.scale)  # fmt: skip
     return kl_autoencoder(vae, chosen, f"VAE ({source}, {origin})", source, device, dtype)
@@ -354,7 +376,6 @@ def fetch_from_hub(
     TAESD partner, if the repo has one), from the cache if there, else downloaded once with progress bars
     unless offline."""
     import huggingface_hub
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     cache = hub_cache()
     prefix = f"{subfolder.strip('/')}/" if subfolder else ""
@@ -369,25 +390,48 @@ def fetch_from_hub(
         missing = [p for p in needed if not (Path(folder) / p).is_file()]
         if missing:
             hint = "" if prefix or filename else f"; for a pipeline repo name its VAE folder: {repo}/vae"
-            raise LocalEntryNotFoundError(f"no {', '.join(missing)} in {folder}{hint}")
+            raise FileNotFoundError(f"the repo has no {', '.join(missing)}{hint}")
         return Path(folder) / (filename or prefix or ".")
 
     try:
         return fetch(local_only=True)
-    except (LocalEntryNotFoundError, FileNotFoundError, OSError):
+    except OSError:  # not cached, or cached without the files needed (the hub's errors are OSErrors)
         pass
     if offline or hub_offline():
         raise ModelLoadError(f"{what}: not in the Hugging Face cache ({cache}) and the network is off")
     log.info("Downloading %s (%s) into %s; once there, it is used offline", repo, ", ".join(needed), cache)
     try:
         return fetch(local_only=False)
-    except (HfHubHTTPError, LocalEntryNotFoundError, OSError, ValueError) as e:
-        detail = " ".join(str(e).split())
-        detail = detail[:120] + "..." if len(detail) > 120 else detail
-        raise ModelLoadError(
-            f"{what}: not in the Hugging Face cache ({cache}) and the download failed "
-            f"({type(e).__name__}: {detail})"
-        ) from None
+    except (OSError, ValueError) as e:  # the hub's HTTP errors are OSErrors
+        problem = download_problem(e)
+        raise ModelLoadError(f"{what}: not in the Hugging Face cache ({cache}); {problem}") from None
+
+
+def download_problem(error: Exception) -> str:
+    """Why a hub download failed, and what to do, in a few words."""
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        GatedRepoError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    if isinstance(error, GatedRepoError):
+        return "the repo is gated: accept its terms on huggingface.co and log in (`hf auth login`)"
+    if isinstance(error, RepositoryNotFoundError):
+        return "no such repo on the hub (check the id; a private one needs `hf auth login`)"
+    if isinstance(error, RevisionNotFoundError):
+        return "the repo has no such revision"
+    if isinstance(error, LocalEntryNotFoundError):
+        return ("the hub could not be reached (no network?); connect once, or pass --model with a local "
+                "file, or --offline to use only what is cached")
+    if isinstance(error, EntryNotFoundError):
+        return f"the repo has no such file ({error})"
+    if type(error) is FileNotFoundError:  # downloaded, but without the files a model needs
+        return str(error)
+    detail = " ".join(str(error).split())
+    return f"the download failed ({type(error).__name__}: {detail[:120]})"
 
 
 # ---- the pair the instrument plays

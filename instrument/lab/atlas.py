@@ -339,7 +339,7 @@ def image_files(folder: Path) -> list[Path]:
 
 
 def configure_atlas(parser: argparse.ArgumentParser) -> None:
-    from instrument.config import Config
+    from instrument.config import AnchorConfig, number
 
     parser.add_argument("folder", help="a folder of pictures (png, jpg, webp, bmp)")
     parser.add_argument("-o", "--output", required=True,
@@ -350,14 +350,15 @@ def configure_atlas(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--features", choices=FEATURES, default="style",
                         help="chart channel correlations (style: crops and mirror images stay together) or "
                              "the raw latents")
-    parser.add_argument("--clusters", type=int, default=0, help="number of colour groups (0: chosen "
-                        "automatically)")
-    parser.add_argument("--picture-size", type=int, default=1024, help="width of the map picture in pixels")
-    Config.add_arguments(parser)
+    parser.add_argument("--clusters", type=number(int, 0, 64), default=0, help="number of colour groups (0: "
+                        "chosen automatically)")
+    parser.add_argument("--picture-size", type=number(int, 64, 8192), default=1024,
+                        help="width of the map picture in pixels")
+    AnchorConfig.add_arguments(parser)
 
 
 def run_atlas(args: argparse.Namespace) -> int:
-    from instrument.config import Config
+    from instrument.config import AnchorConfig
     from instrument.lab.models import load_anchor_latents, load_fast_decoder
 
     folder = Path(args.folder)
@@ -369,7 +370,7 @@ def run_atlas(args: argparse.Namespace) -> int:
         print(f"atlas: {folder} holds {len(files)} pictures ({', '.join(IMAGE_SUFFIXES)}); "
               "an atlas needs 3 or more")
         return 2
-    config = Config.from_args(args)
+    config = AnchorConfig.from_args(args)
     ae = load_fast_decoder(config)
     log.info("encoding %d pictures at %dx%d with %s (cached)", len(files), *config.size, ae.label)
     anchors = load_anchor_latents([str(f) for f in files], ae, config, strict=False)

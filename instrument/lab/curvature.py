@@ -343,36 +343,38 @@ def draw_stretch_map(smap: StretchMap, thumbnails: list[Image.Image] | None = No
 
 
 def configure_curvature(parser: argparse.ArgumentParser) -> None:
-    from instrument.config import Config
+    from instrument.config import AnchorConfig, number
 
     parser.add_argument("anchors", nargs="+", metavar="ANCHOR",
                         help="2 or 3 anchors: image files, seed:N or saved latents (.safetensors)")
     parser.add_argument("-o", "--output", required=True,
                         help="the map picture (.png); .json and .npy beside it")
-    parser.add_argument("--grid", type=int, default=24, help="grid points per side (cost: grid² × 2 jvps)")
-    parser.add_argument("--span", type=float, default=1.5, help="map half-width in farthest-anchor distances")
+    parser.add_argument("--grid", type=number(int, 2, 512), default=24,
+                        help="grid points per side (cost: grid² × 2 jvps)")
+    parser.add_argument("--span", type=number(float, 0, 100, above=True), default=1.5,
+                        help="map half-width in farthest-anchor distances")
     parser.add_argument("--directions", choices=["plane", "random", "path"], default="plane",
                         help="stretch along the map's own axes, k random directions, or anchor 1 -> 2")
-    parser.add_argument("-k", type=int, default=4, help="number of random directions")
+    parser.add_argument("-k", type=number(int, 1, 64), default=4, help="number of random directions")
     parser.add_argument("--second", choices=["origin", "random"], default="origin",
                         help="with two anchors, the plane's second direction")
     parser.add_argument("--colormap", choices=["magma", "viridis"], default="magma")
-    parser.add_argument("--picture-size", type=int, default=512, help="side of the drawn map in pixels")
+    parser.add_argument("--picture-size", type=number(int, 64, 8192), default=512,
+                        help="side of the drawn map in pixels")
     parser.add_argument("--thumbnails", action=argparse.BooleanOptionalAction, default=True,
                         help="draw the decoded anchors beside their marks")
-    Config.add_arguments(parser)
     # A map costs grid² jvps: 128 px decodes keep it to about a minute on a laptop CPU.
-    parser.set_defaults(size=(128, 128))
+    AnchorConfig.add_arguments(parser, size=(128, 128))
 
 
 def run_curvature(args: argparse.Namespace) -> int:
-    from instrument.config import Config
+    from instrument.config import AnchorConfig
     from instrument.lab.models import load_anchor_latents, load_fast_decoder
 
     if len(args.anchors) not in (2, 3):
         print(f"curvature: give 2 or 3 anchors, not {len(args.anchors)}")
         return 2
-    config = Config.from_args(args)
+    config = AnchorConfig.from_args(args)
     ae = load_fast_decoder(config)
     anchors = load_anchor_latents(args.anchors, ae, config)
     if anchors is None:

@@ -5,9 +5,11 @@ An anchor comes from a *spec*:
 - an image file (PNG, JPEG, WebP, TIFF, ...; any size or mode): fitted to the picture size, encoded once and
   cached on disk by content, model, size and fit;
 - ``seed:N``: a Gaussian latent with the family's statistics, the same for the same N on every machine
-  (a bare ``seed`` takes the run's seed, the next bare one seed + 1, and so on);
+  (N from 0 to 2**63 - 1; a bare ``seed`` takes the run's seed, the next bare one seed + 1, and so on);
 - a ``.safetensors`` latent written by ``save_latent`` (``latent-instrument encode`` writes them);
 - a folder: its images and latent files, by name.
+
+Only regular files are read: a FIFO or a device named ``.png`` would block or never end.
 
 Fitting an image to the size (``fit``): ``crop`` scales it to cover the size and cuts the overflow evenly
 from both sides (nothing is stretched, the centre is kept); ``pad`` scales it to fit inside and fills the
@@ -22,18 +24,19 @@ import io
 import json
 import logging
 import os
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import platformdirs
 import torch
 from PIL import Image, ImageOps
-from safetensors import SafetensorError
-from safetensors.torch import load, save
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save
 
 from instrument.decoders.families import Family, get_family
+from instrument.errors import SNIFF_BYTES, UserError, file_problem, impostor
 
 log = logging.getLogger(__name__)
 
@@ -43,20 +46,29 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".
 LATENT_SUFFIX = ".safetensors"
 GREY = 128  # background for transparency and padding (0.5 in [0, 1])
 _HIGH_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")  # single-channel modes beyond 8 bits
-_CACHE_FORMAT = 1  # bump when what a cache entry means changes
+_CACHE_FORMAT = 2  # bump when what a cache entry means changes
+SEED_MAX = 2**63 - 1  # torch's generators take 64-bit seeds (the run's --seed, 32 bits, plus a few fits)
 
 
-class AnchorError(Exception):
+class AnchorError(UserError):
     """An anchor that cannot be loaded. ``path`` is the file (or spec) it is about; the message names it."""
 
     def __init__(self, path: str | Path, message: str):
         self.path = str(path)
-        super().__init__(f"{path}: {message}")
+        super().__init__(f"{printable(path)}: {message}")
+
+
+def printable(path: str | Path) -> str:
+    """A path as text that can always be printed, drawn and stored (a terminal, a pygame font, JSON, a
+    safetensors header): bytes of a file name that are not UTF-8 (an old archive's Latin-1 name) become
+    U+FFFD instead of breaking whatever shows or saves the name."""
+    return os.fsencode(str(path)).decode("utf-8", "replace")
 
 
 @dataclass
 class Anchor:
-    """A point to play: ``latent`` is a float32 CPU diffusion-space latent [C, h, w]."""
+    """A point to play: ``latent`` is a float32 CPU diffusion-space latent [C, h, w]; ``name`` is printable
+    text (see ``printable``), ``source`` the spec or path as given."""
 
     name: str
     latent: torch.Tensor
@@ -83,13 +95,17 @@ def load_image(path: str | Path, size: tuple[int, int], fit: str = "crop") -> to
     return _decode_image(_read(path), path, size, fit)
 
 
+def _check_file(path: Path) -> None:
+    problem = file_problem(path)
+    if problem is not None:
+        raise AnchorError(path, problem)
+
+
 def _read(path: Path) -> bytes:
+    """The bytes of a regular file (AnchorError for anything else)."""
+    _check_file(path)
     try:
         return path.read_bytes()
-    except FileNotFoundError:
-        raise AnchorError(path, "no such file") from None
-    except IsADirectoryError:
-        raise AnchorError(path, "is a folder, not an image") from None
     except OSError as e:
         raise AnchorError(path, f"cannot read: {e.strerror or e}") from None
 
@@ -110,6 +126,9 @@ def _decode_image(data: bytes, path: Path, size: tuple[int, int], fit: str) -> t
     except AnchorError:
         raise
     except Exception as e:  # Pillow's format plugins raise many kinds of error for broken files
+        fake = impostor(data[:SNIFF_BYTES])
+        if fake is not None:
+            raise AnchorError(path, f"not an image: looks like {fake}; download the real file") from None
         unknown = isinstance(e, Image.UnidentifiedImageError)
         kind = "not an image Pillow can read" if unknown else "broken image"
         raise AnchorError(path, f"{kind} ({type(e).__name__}: {e})") from None
@@ -142,18 +161,9 @@ def _to_rgb(img: Image.Image) -> Image.Image:
 
 def _fit(img: Image.Image, size: tuple[int, int], fit: str, fill) -> Image.Image:
     """Scale ``img`` to ``size`` by the fit policy (see the module docstring)."""
-    (w, h), (width, height) = img.size, size
     if fit == "crop":
-        scale = max(width / w, height / h)
-        cw, ch = width / scale, height / scale  # the centred part of the source that covers the size
-        box = ((w - cw) / 2, (h - ch) / 2, (w + cw) / 2, (h + ch) / 2)
-        return img.resize((width, height), Image.Resampling.LANCZOS, box=box)
-    scale = min(width / w, height / h)
-    inner = (max(1, round(w * scale)), max(1, round(h * scale)))
-    canvas = Image.new(img.mode, (width, height), fill)
-    corner = ((width - inner[0]) // 2, (height - inner[1]) // 2)
-    canvas.paste(img.resize(inner, Image.Resampling.LANCZOS), corner)
-    return canvas
+        return ImageOps.fit(img, size, Image.Resampling.LANCZOS)
+    return ImageOps.pad(img, size, Image.Resampling.LANCZOS, color=fill)
 
 
 # Seeds and latent files ------------------------------------------------------------------------------------
@@ -165,6 +175,8 @@ def seed_latent(seed: int, family: Family | str, size: tuple[int, int]) -> torch
     ``size`` is (W, H) in pixels, multiples of the downscale f. A CPU generator makes it the same everywhere.
     """
     family = get_family(family) if isinstance(family, str) else family
+    if not 0 <= seed <= SEED_MAX:
+        raise ValueError(f"seed {seed} is outside 0..{SEED_MAX}")
     f = family.downscale
     width, height = size
     if width % f or height % f:
@@ -186,17 +198,16 @@ def save_latent(path: str | Path, latent: torch.Tensor, metadata: dict[str, obje
 def load_latent(path: str | Path) -> tuple[torch.Tensor, dict[str, str]]:
     """A latent file written by ``save_latent`` -> (float32 [C, h, w], metadata). AnchorError if it is not."""
     path = Path(path)
-    data = _read(path)
+    _check_file(path)
     try:
-        tensors = load(data)
-        # The format: an 8-byte little-endian header length, then a JSON header holding "__metadata__".
-        header = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])
-        metadata = dict(header.get("__metadata__") or {})
-    except (SafetensorError, ValueError) as e:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = dict(f.metadata() or {})
+            names = list(f.keys())
+            latent = f.get_tensor("latent") if "latent" in names else None
+    except (SafetensorError, OSError, ValueError) as e:
         raise AnchorError(path, f"not a readable .safetensors file ({e})") from None
-    if "latent" not in tensors:
-        raise AnchorError(path, f"no 'latent' tensor (it has: {', '.join(tensors) or 'nothing'})")
-    latent = tensors["latent"]
+    if latent is None:
+        raise AnchorError(path, f"no 'latent' tensor (it has: {', '.join(names) or 'nothing'})")
     if latent.ndim == 4 and latent.shape[0] == 1:
         latent = latent[0]
     if latent.ndim != 3 or not latent.is_floating_point():
@@ -226,14 +237,9 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 def user_cache_dir() -> Path:
-    """Where encoded anchors are kept by default: the platform's user cache folder."""
-    if sys.platform == "darwin":
-        base = Path.home() / "Library" / "Caches"
-    elif os.name == "nt":
-        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-    else:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "latent-instrument" / "anchors"
+    """Where encoded anchors are kept by default: the platform's user cache folder (``~/.cache`` or
+    $XDG_CACHE_HOME on Linux, ``~/Library/Caches`` on a Mac, %LOCALAPPDATA% on Windows)."""
+    return platformdirs.user_cache_path("latent-instrument", appauthor=False, opinion=False) / "anchors"
 
 
 class AnchorCache:
@@ -334,7 +340,10 @@ def expand_spec(spec: str) -> list[str]:
     if spec.lower().startswith("seed:") or not path.is_dir():
         return [spec]
     known = IMAGE_SUFFIXES | {LATENT_SUFFIX}
-    items = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in known)
+    try:
+        items = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in known)
+    except OSError as e:
+        raise AnchorError(path, f"cannot list the folder: {e.strerror or e}") from None
     if not items:
         raise AnchorError(path, "folder has no images or .safetensors latents")
     return [str(p) for p in items]
@@ -350,7 +359,9 @@ def _load_one(spec: str, ae, size: tuple[int, int], cache: AnchorCache | None, f
         try:
             number = int(spec[5:])
         except ValueError:
-            raise AnchorError(spec, "not a seed: write seed:N with a whole number N") from None
+            number = -1
+        if not 0 <= number <= SEED_MAX:
+            raise AnchorError(spec, f"not a seed: write seed:N with a whole number N from 0 to {SEED_MAX}")
         return _seed_anchor(number, ae.family, size)
     path = Path(spec)
     if path.suffix.lower() == LATENT_SUFFIX:
@@ -372,13 +383,13 @@ def _latent_anchor(path: Path, ae, size: tuple[int, int]) -> Anchor:
                                 f"use --size {w * f}x{h * f} or re-encode the image")
     if metadata.get("family", family.name) != family.name:
         log.warning("%s was made for the %s latent space, not %s", path, metadata["family"], family.name)
-    return Anchor(path.stem, latent, str(path), metadata)
+    return Anchor(printable(path.stem), latent, str(path), metadata)
 
 
 def _image_anchor(path: Path, ae, size: tuple[int, int], cache: AnchorCache | None, fit: str) -> Anchor:
     data = _read(path)
     digest = hashlib.sha256(data).hexdigest()
-    metadata = {"kind": "image", "image": path.name, "sha256": digest, "model": ae.label,
+    metadata = {"kind": "image", "image": printable(path.name), "sha256": digest, "model": ae.label,
                 "family": ae.family.name, "size": f"{size[0]}x{size[1]}", "fit": fit}
     key = cache.key(digest, ae, size, fit) if cache is not None else ""
     latent = cache.get(key) if cache is not None else None
@@ -394,4 +405,4 @@ def _image_anchor(path: Path, ae, size: tuple[int, int], cache: AnchorCache | No
             raise AnchorError(path, f"encoding failed: {e}") from None
         if cache is not None:
             cache.put(key, latent, metadata)
-    return Anchor(path.stem, latent, str(path), metadata)
+    return Anchor(printable(path.stem), latent, str(path), metadata)

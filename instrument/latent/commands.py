@@ -17,13 +17,15 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from instrument.config import Config
-from instrument.decoders import ModelLoadError, load_models
+from instrument.config import AnchorConfig, number
+from instrument.decoders import load_models
+from instrument.errors import UserError
 from instrument.latent.anchors import (
     AnchorCache,
     AnchorError,
     expand_spec,
     load_anchors,
+    printable,
     save_latent,
     snap_size,
 )
@@ -35,7 +37,7 @@ log = logging.getLogger(__name__)
 WALK_PATHS = ("slerp", "lerp", "loop", "spline", "walk")
 
 
-def _models(config: Config, choice: str):
+def _models(config: AnchorConfig, choice: str):
     """(decoder, encoder) for ``choice`` (auto | fast | full): auto takes the full model when one is loaded.
     Anchors are encoded by the chosen model when it has an encoder, else by the other one."""
     fast, full = load_models(config)  # ModelLoadError goes to the caller
@@ -47,7 +49,7 @@ def _models(config: Config, choice: str):
     return chosen, encoder
 
 
-def _cache(config: Config) -> AnchorCache:
+def _cache(config: AnchorConfig) -> AnchorCache:
     return AnchorCache(config.cache_dir or None)
 
 
@@ -60,17 +62,14 @@ def configure_encode(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", required=True, type=Path,
                         help="folder for the <name>.safetensors latents")
     parser.add_argument("--encoder", choices=("auto", "fast", "full"), default="auto",
-                        help="which model encodes: auto = the full model when loaded (default: auto)")
-    Config.add_arguments(parser)
+                        help="which model encodes: auto = the full model when loaded")
+    AnchorConfig.add_arguments(parser)
 
 
 def run_encode(args: argparse.Namespace) -> int:
-    config = Config.from_args(args)
-    try:
-        _, encoder = _models(config, args.encoder)
-    except ModelLoadError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    """0 when every anchor was written; 2 (each bad one named on stderr) when any failed."""
+    config = AnchorConfig.from_args(args)
+    _, encoder = _models(config, args.encoder)
     config.size = snap_size(config.size, encoder.family.downscale)
     cache = _cache(config)
     args.output.mkdir(parents=True, exist_ok=True)
@@ -96,12 +95,12 @@ def run_encode(args: argparse.Namespace) -> int:
                 path = save_latent(args.output / f"{name}.safetensors", anchor.latent, anchor.metadata)
                 how = "cache hit" if cache.hits > hits else "encoded" if cache.misses > misses else "copied"
                 outcomes[how] += 1
-                print(f"{anchor.source}: {how} -> {path}")
+                print(f"{printable(anchor.source)}: {how} -> {printable(path)}")
     config.save(args.output)
     print(f"{len(written)} latents in {args.output}: {outcomes['encoded']} encoded, "
           f"{outcomes['cache hit']} from the cache, {outcomes['copied']} seeds or latent files, "
           f"{failed} failed")
-    return 1 if failed else 0
+    return 2 if failed else 0
 
 
 def _unique(name: str, taken: set[str]) -> str:
@@ -123,39 +122,31 @@ def configure_walk(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--path", choices=WALK_PATHS, default="slerp",
                         help="slerp/lerp: segments; spline: a smooth curve; loop: a closed smooth curve; "
                              "walk: a seeded random walk from the first anchor (default: slerp)")
-    parser.add_argument("--steps", type=int, default=60, help="number of frames (default: 60)")
+    parser.add_argument("--steps", type=number(int, 1, 100_000), default=60, help="number of frames")
     parser.add_argument("-o", "--output", required=True, type=Path, help="folder for the frames")
-    parser.add_argument("--batch", type=int, default=8, help="frames decoded at once (default: 8)")
+    parser.add_argument("--batch", type=number(int, 1, 256), default=8, help="frames decoded at once")
     parser.add_argument("--decoder", choices=("auto", "fast", "full"), default="auto",
-                        help="which model decodes: auto = the full model when loaded (default: auto)")
-    parser.add_argument("--step-size", type=float, default=0.05,
-                        help="random walk: RMS step per frame, in latent std (default: 0.05)")
-    parser.add_argument("--bound", type=float, default=0.5,
-                        help="random walk: largest RMS distance from the start, in latent std (default: 0.5)")
-    Config.add_arguments(parser)
+                        help="which model decodes: auto = the full model when loaded")
+    parser.add_argument("--step-size", type=number(float, 0, 10, above=True), default=0.05,
+                        help="random walk: RMS step per frame, in latent std")
+    parser.add_argument("--bound", type=number(float, 0, 100, above=True), default=0.5,
+                        help="random walk: largest RMS distance from the start, in latent std")
+    AnchorConfig.add_arguments(parser)
 
 
 def run_walk(args: argparse.Namespace) -> int:
-    if args.steps < 1 or args.batch < 1:
-        print("error: --steps and --batch must be at least 1", file=sys.stderr)
-        return 2
     needed = 1 if args.path == "walk" else 2
     if len(args.anchors) < needed:
-        print(f"error: a {args.path} path needs at least {needed} anchors", file=sys.stderr)
-        return 2
-    config = Config.from_args(args)
-    try:
-        decoder, encoder = _models(config, args.decoder)
-    except ModelLoadError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+        raise UserError(f"a {args.path} path needs at least {needed} anchors; {len(args.anchors)} given")
+    config = AnchorConfig.from_args(args)
+    decoder, encoder = _models(config, args.decoder)
     config.size = snap_size(config.size, decoder.family.downscale)
     anchors, errors = load_anchors(args.anchors, encoder, config.size, cache=_cache(config), seed=config.seed,
                                    fit=config.fit)
     for error in errors:
         print(f"error: {error}", file=sys.stderr)
     if errors:
-        return 1
+        return 2
     stack = torch.stack([a.latent for a in anchors]).to(decoder.device)
     n, steps = len(anchors), args.steps
     if args.path == "walk":

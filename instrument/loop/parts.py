@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from instrument.config import Config, parse_size
+from instrument.config import Config
 from instrument.framecache import FrameCache
 from instrument.loop.controls import Controls, FrameInput
 from instrument.loop.decoding import Decoding, frame_pipeline, full_pipeline
@@ -69,8 +69,7 @@ class Parts:
 
 def out_size(config: Config) -> tuple[int, int]:
     """(w, h) of the frames shown and recorded: ``config.out_size``, else the decode size."""
-    out = config.out_size
-    return parse_size(out) if isinstance(out, str) and out else tuple(out or config.size)
+    return tuple(config.out_size or config.size)
 
 
 def build_parts(config: Config, make: Factories, board: StatusBoard, *, interval: float,

@@ -362,17 +362,20 @@ def learn_loop(drain: Callable[[], list[ControlEvent]], ask: Callable[[str], str
 
 
 def configure_learn(parser: argparse.ArgumentParser) -> None:
+    from instrument.config import number
+    from instrument.midi.listener import APIS
+
     parser.add_argument("--base", default="", help="mapping to start from (a file or preset name); "
                         "default: an empty mapping")
     parser.add_argument("-o", "--output", default="", help="file to write (default: <base>-learned.yaml, "
                         "or mappings/learned.yaml)")
     parser.add_argument("--port", action="append", dest="ports", metavar="NAME",
                         help="MIDI input port (part of its name); repeat for several; default: all")
-    parser.add_argument("--api", default=None, help="MIDI API (see `latent-instrument ports`)")
+    parser.add_argument("--api", choices=APIS, default=None, help="MIDI API (see `latent-instrument ports`)")
     parser.add_argument("--assign", action="append", metavar="PARAM",
                         help="bind the next moved control to PARAM without asking; repeat for several")
-    parser.add_argument("--timeout", type=float, default=None, help="stop after this many seconds without "
-                        "a moved control")
+    parser.add_argument("--timeout", type=number(float, 0, 1e6, above=True), default=None,
+                        help="stop after this many seconds without a moved control")
 
 
 def run_learn(args: argparse.Namespace) -> int:

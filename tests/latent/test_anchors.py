@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -200,3 +202,107 @@ def test_a_decoder_only_model_says_it_cannot_encode(shared, tmp_path):
                                    cache=None)
     assert [a.name for a in anchors] == ["seed:1"]
     assert "no encoder" in str(errors[0]) and "dog.png" in str(errors[0])
+
+
+def _finishes(work, seconds: float = 60.0):
+    """Run ``work`` in a thread; its result, or a failure if it is still running after ``seconds``."""
+    import threading
+
+    out: dict = {}
+    thread = threading.Thread(target=lambda: out.update(result=work()), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), "blocked (a FIFO or device read?)"
+    return out["result"]
+
+
+def test_only_regular_files_are_read_a_fifo_or_device_never_blocks(taef2, tmp_path):
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    device = tmp_path / "zeros.png"
+    device.symlink_to("/dev/zero")
+    latent_fifo = tmp_path / "pipe.safetensors"
+    os.mkfifo(latent_fifo)
+    anchors, errors = _finishes(lambda: load_anchors([str(fifo), str(device), str(latent_fifo), "seed:1"],
+                                                     taef2, (64, 64), cache=None))
+    assert [a.name for a in anchors] == ["seed:1"]
+    assert [Path(e.path).name for e in errors] == ["pipe.png", "zeros.png", "pipe.safetensors"]
+    assert "FIFO" in str(errors[0]) and "device" in str(errors[1]) and "regular file" in str(errors[2])
+    # In a folder they are passed over; the pictures beside them load.
+    save(tmp_path / "real.png", Image.new("RGB", (32, 32), (10, 200, 30)))
+    anchors, errors = _finishes(lambda: load_anchors([str(tmp_path)], taef2, (64, 64), cache=None))
+    assert [a.name for a in anchors] == ["real"] and not errors
+
+
+def test_a_file_name_that_is_not_utf8_does_not_stop_the_others(shared, taef2, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    latin1 = Path(os.fsdecode(bytes(folder) + b"/caf\xe9.png"))
+    latin1.write_bytes((shared / "images" / "panda.png").read_bytes())
+    (folder / "dog.png").write_bytes((shared / "images" / "dog.png").read_bytes())
+    (folder / "broken.png").write_bytes(b"\x89PNG nope")
+    cache = AnchorCache(tmp_path / "cache")
+    anchors, errors = load_anchors([str(folder)], taef2, (64, 64), cache=cache)
+    assert sorted(a.name for a in anchors) == ["caf\ufffd", "dog"]  # a name any font or file can hold
+    assert all(a.name.encode("utf-8") for a in anchors)  # (a lone surrogate would fail here, in pygame, JSON)
+    assert len(list((tmp_path / "cache").iterdir())) == 2  # both good ones cached
+    named = next(a for a in anchors if a.name != "dog")
+    assert named.metadata["image"] == "caf\ufffd.png" and named.source == str(latin1)
+    assert [Path(e.path).name for e in errors] == ["broken.png"]
+    again, _ = load_anchors([str(latin1)], taef2, (64, 64), cache=cache)
+    assert cache.hits == 1 and torch.equal(again[0].latent, named.latent)
+    bad = tmp_path / os.fsdecode(b"\xff\xfe.png")
+    bad.write_text("text")
+    _, errors = load_anchors([str(bad)], taef2, (64, 64), cache=None)
+    assert "\ufffd\ufffd.png: not an image" in str(errors[0])
+    str(errors[0]).encode("utf-8")  # printable on any terminal
+
+
+def test_seeds_out_of_range_are_refused_not_overflowed(taef2):
+    specs = ["seed:99999999999999999999", "seed:-1", "seed:9223372036854775807", "seed:1e3"]
+    anchors, errors = load_anchors(specs, taef2, (64, 64), cache=None)
+    assert [a.name for a in anchors] == ["seed:9223372036854775807"]
+    assert [e.path for e in errors] == ["seed:99999999999999999999", "seed:-1", "seed:1e3"]
+    assert all("from 0 to 9223372036854775807" in str(e) for e in errors)
+    with pytest.raises(ValueError, match="outside"):
+        seed_latent(2**63, "flux2", (64, 64))
+
+
+def test_a_web_page_or_lfs_pointer_saved_as_an_image_is_named_as_such(tmp_path):
+    page = tmp_path / "dog.png"
+    page.write_bytes(b"<!DOCTYPE html><html><body>Not found</body></html>")
+    pointer = tmp_path / "cat.jpg"
+    pointer.write_bytes(b"version https://git-lfs.github.com/spec/v1\noid sha256:ab\nsize 12\n")
+    with pytest.raises(AnchorError, match="looks like an HTML page.*download the real file"):
+        load_image(page, (64, 64))
+    with pytest.raises(AnchorError, match="Git LFS pointer"):
+        load_image(pointer, (64, 64))
+
+
+def test_latent_metadata_is_read_from_the_header(tmp_path):
+    """``load_latent`` reads the header through safetensors (metadata, then the one tensor it needs)."""
+    from safetensors.torch import save_file
+
+    save_file({"latent": torch.ones(4, 2, 2), "extra": torch.zeros(1)}, tmp_path / "x.safetensors",
+              metadata={"family": "sd15", "kind": "seed"})
+    latent, meta = load_latent(tmp_path / "x.safetensors")
+    assert meta == {"family": "sd15", "kind": "seed"} and torch.equal(latent, torch.ones(4, 2, 2))
+    save_file({"latent": torch.ones(4, 2, 2)}, tmp_path / "bare.safetensors")
+    assert load_latent(tmp_path / "bare.safetensors")[1] == {}
+
+
+def test_the_cache_folder_is_the_platforms_user_cache(monkeypatch, tmp_path):
+    from platformdirs.macos import MacOS
+
+    from instrument.latent.anchors import user_cache_dir
+
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    if sys.platform.startswith("linux"):
+        assert user_cache_dir() == tmp_path / ".cache" / "latent-instrument" / "anchors"
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+        assert user_cache_dir() == tmp_path / "xdg" / "latent-instrument" / "anchors"
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    mac = MacOS("latent-instrument", appauthor=False, opinion=False)  # the arguments user_cache_dir passes
+    assert mac.user_cache_path == tmp_path / "Library" / "Caches" / "latent-instrument"
+    assert AnchorCache().root == user_cache_dir()

@@ -55,7 +55,7 @@ def test_walk_with_a_bad_anchor_fails_and_names_it(shared, tmp_path, capsys):
     bad.write_bytes(b"")
     status = main(["walk", "seed:1", str(bad), "--steps", "2", "-o", str(tmp_path / "w"),
                    *model_args(shared, tmp_path, "64")])
-    assert status == 1 and "bad.png" in capsys.readouterr().err
+    assert status == 2 and "bad.png" in capsys.readouterr().err
 
 
 def test_encode_writes_latents_reports_bad_files_and_hits_the_cache(shared, tmp_path, capsys):
@@ -65,14 +65,14 @@ def test_encode_writes_latents_reports_bad_files_and_hits_the_cache(shared, tmp_
     images = shared / "images"
     args = ["encode", str(images / "dog.png"), str(bad), str(images / "panda.png"), "-o", str(out),
             *model_args(shared, tmp_path, "64")]
-    assert main(args) == 1
+    assert main(args) == 2
     first = capsys.readouterr()
     assert "broken.png" in first.err
     assert sorted(p.name for p in out.iterdir()) == ["config.json", "dog.safetensors", "panda.safetensors"]
     latent, meta = load_latent(out / "dog.safetensors")
     assert latent.shape == (32, 8, 8) and meta["family"] == "flux2" and meta["image"] == "dog.png"
     assert first.out.count(": encoded ->") == 2 and "1 failed" in first.out
-    assert main(args) == 1
+    assert main(args) == 2
     again = capsys.readouterr().out
     assert again.count(": cache hit ->") == 2 and "0 encoded, 2 from the cache" in again
     torch.testing.assert_close(load_latent(out / "dog.safetensors")[0], latent)

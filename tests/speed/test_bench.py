@@ -58,8 +58,8 @@ def test_bench_times_and_names_the_model_given(tmp_path, shared):
 def test_bench_with_a_model_that_does_not_load(tmp_path, capsys):
     status = main(["bench", "--devices", "cpu", "--decoders", "fast", "--sizes", "64", "--live-sizes", "",
                    "--no-baseline", "--model", str(tmp_path / "missing_decoder.pth"), "--out", str(tmp_path)])
-    out = capsys.readouterr().out
-    assert status == 2 and "missing_decoder.pth: no such file" in out.splitlines()[-1]
+    err = capsys.readouterr().err  # one line, before any row runs
+    assert status == 2 and "missing_decoder.pth: no such file" in err.strip().splitlines()[-1]
 
 
 def test_plain_live_path_and_baseline_row():
