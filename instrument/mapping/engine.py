@@ -1,9 +1,10 @@
 """The mapping engine: control events in, parameter changes out (into a ControlState).
 
 Runs in the render thread, once per drained event: dictionary lookups and arithmetic only, no I/O, no
-locks. Stateful MIDI decoding lives here too: 14-bit CC pairs (an MSB resets the LSB, as the MIDI spec says),
-NRPN sequences (CC 99/98 select, 6/38 data entry, 96/97 increment/decrement), relative encoders, button
-edges, held notes and soft takeover.
+locks. Stateful MIDI decoding lives here too, through ``instrument.midi.messages``' decoders: 14-bit CC pairs,
+NRPN sequences (CC 99/98 select, 6/38 data entry, 96/97 increment/decrement), relative encoders; and button
+edges, held notes and soft takeover. Every value of such a control counts, so ``exact_controls()`` names them
+for the EventQueue, which then never coalesces them.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from instrument.mapping.model import Control, KeyBinding, Mapping, NoteRange, Po
 from instrument.midi.messages import (
     DATA_DECREMENT,
     DATA_INCREMENT,
+    MAX_14BIT,
+    Cc14Decoder,
     NrpnDecoder,
-    combine_14bit,
     pitchbend_unit,
     relative_delta,
 )
@@ -28,8 +30,8 @@ from instrument.params import PARAMS
 CLOCK_MESSAGES = frozenset({"clock", "start", "stop", "continue", "songpos"})
 NRPN_CCS = (99, 98, 6, 38, 96, 97)
 _POINTER_MASK = {"none": 0, "left": 1, "middle": 2, "right": 4}
-# The mapping file's names for relative encodings -> instrument.midi.messages' names.
-_RELATIVE = {"twos_complement": "twos_complement", "offset_binary": "binary_offset", "sign_bit": "signed_bit"}
+# Pickup takes hold within this fraction of the control's range of the parameter's value: two 7-bit steps.
+PICKUP_NEAR = 2 / 127
 
 
 def _pick(choices: tuple[str, ...], y: float) -> str:
@@ -47,7 +49,7 @@ class MappingEngine:
 
     def __init__(self, mapping: Mapping, state: ControlState) -> None:
         self.state = state
-        self._msb: dict[tuple[str, int, int], int] = {}  # (source, channel, msb cc) -> last MSB
+        self._cc14: dict[str, Cc14Decoder] = defaultdict(Cc14Decoder)  # per source
         self._nrpn: dict[str, NrpnDecoder] = defaultdict(NrpnDecoder)  # per source
         self._pressed: dict[str, bool] = {}  # control id -> button held
         self._knob: dict[str, float] = {}  # control id -> last value (soft takeover)
@@ -84,11 +86,13 @@ class MappingEngine:
             self.state.set("tempo", mapping.bpm, self.state.now or 0.0)
 
     def exact_controls(self) -> set[tuple[int | None, int]]:
-        """(channel 0-15 or None for any, CC) pairs the EventQueue must not coalesce: relative encoders and
-        both CCs of 14-bit pairs (NRPN CCs are always exact in the queue). Pass to ``set_exact_controls``."""
+        """(channel 0-15 or None for any, CC) pairs the EventQueue must not coalesce; pass them to
+        ``set_exact_controls``. Relative encoders (every tick counts), both CCs of 14-bit pairs and the NRPN
+        CCs (their order is meaning), buttons (a press and release within one frame must both arrive:
+        toggle, set, step, hold and trigger actions) and pickup faders (takeover watches every value)."""
         out: set[tuple[int | None, int]] = set()
         for c in self._mapping.controls:
-            if c.source == "cc" and c.relative:
+            if c.source == "cc" and (c.relative or c.action != "follow" or c.takeover == "pickup"):
                 out.add((c.channel, c.number))  # type: ignore[arg-type]
             elif c.source == "cc14":
                 out.update({(c.channel, c.number), (c.channel, c.lsb)})  # type: ignore[arg-type]
@@ -146,17 +150,18 @@ class MappingEngine:
             used = self._nrpn_cc(src, msg, t)
         for c in self._matching("cc", cc, ch):
             if c.relative:
-                self._relative(c, relative_delta(v, _RELATIVE[c.relative]), t)
+                self._relative(c, relative_delta(v, c.relative), t)
             else:
                 self._drive(c, v / 127.0, t)
             used = True
-        for c in self._matching("cc14", cc, ch):  # the MSB: resets the LSB
-            self._msb[(src, ch, cc)] = v
-            self._drive(c, combine_14bit(v, 0) / 16383.0, t)
+        pairs = self._cc14[src]
+        for c in self._matching("cc14", cc, ch):
+            self._drive(c, pairs.msb(ch, cc, v) / MAX_14BIT, t)
             used = True
         for c in self._matching("cc14lsb", cc, ch):
-            msb = self._msb.get((src, ch, c.number), 0)  # type: ignore[arg-type]
-            self._drive(c, combine_14bit(msb, v) / 16383.0, t)
+            value = pairs.lsb(ch, c.number, v)  # type: ignore[arg-type]
+            if value is not None:
+                self._drive(c, value / MAX_14BIT, t)
             used = True
         return used
 
@@ -171,7 +176,7 @@ class MappingEngine:
             elif c.bits == 7:
                 self._drive(c, (change.value >> 7) / 127.0, t)
             else:
-                self._drive(c, change.value / 16383.0, t)
+                self._drive(c, change.value / MAX_14BIT, t)
         return bool(controls)
 
     # --- driving a parameter -------------------------------------------------------------------------------
@@ -206,10 +211,15 @@ class MappingEngine:
             state.set(c.param, v, t, smoothing=c.smoothing, source=cid)
             return
         current = float(state.target(c.param))
-        close = abs(v - current) <= (c.high - c.low) / 100.0
         if c.takeover == "pickup":
-            # Ignore the knob until it reaches the parameter's value or sweeps across it.
-            if close or (prev is not None and (prev - current) * (v - current) <= 0):
+            # Ignore the knob until it comes near the parameter's value or sweeps across it between two
+            # values: a fast move (or a controller that skips values) need not land on it. A value beyond
+            # the knob's range is met at the end nearest to it.
+            ends = sorted((c.low, c.high))
+            meet = min(max(current, ends[0]), ends[1])
+            near = (ends[1] - ends[0]) * PICKUP_NEAR
+            low, high = (v, v) if prev is None else (min(prev, v), max(prev, v))
+            if low - near <= meet <= high + near:
                 state.set(c.param, v, t, smoothing=c.smoothing, source=cid)
             return
         # Value scaling: move the parameter the same fraction of the way to the end the knob is heading for,
