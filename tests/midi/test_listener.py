@@ -8,7 +8,9 @@ import mido
 import pytest
 
 from instrument.events import EventQueue
-from instrument.midi.listener import MidiListener, base_name, parse_message
+from instrument.midi.listener import MidiListener
+from instrument.midi.messages import parse_message
+from instrument.midi.system import base_name
 
 from .helpers import Sender, collect, handshake, wait_for
 

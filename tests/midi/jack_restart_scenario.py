@@ -1,0 +1,112 @@
+"""jackd stopped and started again under a running MidiListener, in a process of its own (the test runs it).
+
+    python jack_restart_scenario.py SERVER_NAME
+
+Starts its own JACK server (never the session's: the whole server goes down), a listener with its virtual
+port and a sender's port, kills the server, starts it again, and checks that the listener says so, re-creates
+the virtual port, and hears both ports again. Prints one JSON object of what it saw; exits 0.
+
+A process of its own, with the sender in another: libjack keeps process-wide state about its server, and a
+client of a dead server still open in the process when a new one connects cannot be closed safely after.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import rtmidi
+
+from instrument.events import EventQueue
+from instrument.midi.listener import MidiListener
+from instrument.midi.system import quiet_stderr
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from support import wait_for  # noqa: E402
+
+from midi.helpers import SenderProcess  # noqa: E402
+
+CLIENT = "Latent Restart Test"
+
+
+def start_jackd(name: str) -> subprocess.Popen:
+    process = subprocess.Popen(["jackd", "--no-realtime", "--sync", "-n", name, "-d", "dummy", "-r", "48000",
+                                "-p", "256"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def up() -> bool:
+        try:
+            with quiet_stderr():
+                rtmidi.MidiIn(rtmidi.API_UNIX_JACK, "probe").delete()
+        except rtmidi.RtMidiError:
+            return False
+        return True
+
+    if not wait_for(up, timeout=15, interval=0.05):
+        process.kill()
+        raise SystemExit("jackd did not start")
+    return process
+
+
+def arrives(send, queue: EventQueue, data: list[int], timeout: float = 10.0) -> bool:
+    """Send ``data`` until it comes out of ``queue`` (a new connection takes a few periods)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        send(data)
+        time.sleep(0.05)
+        if any(e.message.bytes() == data for e in queue.drain()):
+            return True
+    return False
+
+
+def to_virtual_port() -> tuple[rtmidi.MidiOut, bool]:
+    out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, "virtual-sender")
+    ports = [i for i, n in enumerate(out.get_ports()) if n.startswith(CLIENT)]
+    if ports:
+        out.open_port(ports[0])
+    return out, bool(ports)
+
+
+def main() -> None:
+    name = sys.argv[1]
+    os.environ["JACK_DEFAULT_SERVER"] = name
+    os.environ["JACK_NO_START_SERVER"] = "1"
+    seen: dict[str, object] = {}
+    jackd = start_jackd(name)
+    queue = EventQueue()
+    listener = MidiListener(queue, ports=["restart-sender"], api="jack", client_name=CLIENT,
+                            poll_interval=0.1)
+    listener.start()
+    sender = SenderProcess("restart-sender")
+    try:
+        seen["before"] = arrives(sender.send, queue, [0x90, 60, 1])
+        jackd.kill()
+        jackd.wait()
+        seen["gone_said"] = wait_for(lambda: "server gone" in listener.status()["midi"], timeout=5)
+        seen["status_gone"] = listener.status()
+        sender.kill()  # it went with the server (a program of its own would have to reconnect too)
+        jackd = start_jackd(name)
+        seen["back_said"] = wait_for(lambda: "server back" in listener.status()["midi"], timeout=10)
+        sender = SenderProcess("restart-sender")
+        seen["port_reopened"] = wait_for(lambda: listener.status().get("port restart-sender:out") == "open",
+                                         timeout=10)
+        seen["after"] = arrives(sender.send, queue, [0x90, 61, 2])
+        out, seen["virtual_listed"] = to_virtual_port()
+        try:
+            seen["virtual_after"] = arrives(out.send_message, queue, [0xC0, 7])
+        finally:
+            out.close_port()
+            out.delete()
+        seen["status_back"] = listener.status()
+    finally:
+        listener.stop()
+        sender.close()
+        jackd.terminate()
+        jackd.wait()
+    print(json.dumps(seen))
+
+
+if __name__ == "__main__":
+    main()
