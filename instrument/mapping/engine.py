@@ -9,18 +9,21 @@ for the EventQueue, which then never coalesces them.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
+from collections.abc import Iterable
 
 import mido
 
 from instrument.control import ControlState
 from instrument.events import ControlEvent, KeyInput, PointerInput
-from instrument.mapping.model import Control, KeyBinding, Mapping, NoteRange, PointerAxis
+from instrument.mapping.model import Control, Curve, KeyBinding, Mapping, NoteRange, PointerAxis
 from instrument.midi.messages import (
     DATA_DECREMENT,
     DATA_INCREMENT,
     MAX_14BIT,
     Cc14Decoder,
+    Light,
     NrpnDecoder,
     pitchbend_unit,
     relative_delta,
@@ -37,6 +40,16 @@ PICKUP_NEAR = 2 / 127
 def _pick(choices: tuple[str, ...], y: float) -> str:
     """A knob position in [0, 1] -> one of ``choices``, in equal slices."""
     return choices[min(int(y * len(choices)), len(choices) - 1)]
+
+
+def _position(curve: Curve, y: float) -> float:
+    """The knob position x in [0, 1] where ``curve(x)`` is ``y`` (the nearest of 128 steps for points)."""
+    y = min(max(y, 0.0), 1.0)
+    if curve.kind == "linear":
+        return y
+    if curve.kind in ("exponential", "logarithmic"):  # each is the other's inverse
+        return Curve("logarithmic" if curve.kind == "exponential" else "exponential")(y)
+    return min(range(128), key=lambda step: abs(curve(step / 127) - y)) / 127
 
 
 class MappingEngine:
@@ -188,7 +201,7 @@ class MappingEngine:
             was = self._pressed.get(cid, False)
             self._pressed[cid] = pressed
             if pressed != was:
-                self._button(c.param, c.action, pressed, t, cid, value=c.value, step=c.step)
+                press(self.state, c.param, c.action, pressed, t, cid, value=c.value, step=c.step)
             return
         if c.invert:
             x = 1.0 - x
@@ -201,42 +214,9 @@ class MappingEngine:
         elif c.mode == "nudge":
             self.state.nudge(c.param, cid, c.low + y * (c.high - c.low), t, smoothing=c.smoothing)
         else:
-            self._takeover(c, cid, c.low + y * (c.high - c.low), t)
-
-    def _takeover(self, c: Control, cid: str, v: float, t: float) -> None:
-        state = self.state
-        prev = self._knob.get(cid)
-        self._knob[cid] = v
-        if c.takeover == "jump" or state.owner(c.param) == cid:
-            state.set(c.param, v, t, smoothing=c.smoothing, source=cid)
-            return
-        current = float(state.target(c.param))
-        if c.takeover == "pickup":
-            # Ignore the knob until it comes near the parameter's value or sweeps across it between two
-            # values: a fast move (or a controller that skips values) need not land on it. A value beyond
-            # the knob's range is met at the end nearest to it.
-            ends = sorted((c.low, c.high))
-            meet = min(max(current, ends[0]), ends[1])
-            near = (ends[1] - ends[0]) * PICKUP_NEAR
-            low, high = (v, v) if prev is None else (min(prev, v), max(prev, v))
-            if low - near <= meet <= high + near:
-                state.set(c.param, v, t, smoothing=c.smoothing, source=cid)
-            return
-        # Value scaling: move the parameter the same fraction of the way to the end the knob is heading for,
-        # so knob and parameter reach that end together; from then on they agree. A knob that meets or
-        # crosses the value takes it over at once.
-        if prev is None or v == prev:
-            return
-        if (prev - current) * (v - current) <= 0:
-            state.set(c.param, v, t, smoothing=c.smoothing, source=cid)
-            return
-        end = c.high if v > prev else c.low
-        if (end - current) * (end - prev) <= 0 or end == prev:
-            new = v
-        else:
-            new = current + (v - prev) * (end - current) / (end - prev)
-        new = min(max(new, c.low), c.high) if c.low <= current <= c.high else new
-        state.set(c.param, new, t, smoothing=c.smoothing, source=cid if abs(new - v) < 1e-9 else None)
+            v = c.low + y * (c.high - c.low)
+            take_over(self.state, c, cid, v, self._knob.get(cid), t)
+            self._knob[cid] = v
 
     def _relative(self, c: Control, ticks: int, t: float) -> None:
         p = PARAMS[c.param]
@@ -247,24 +227,6 @@ class MappingEngine:
         step = c.step if c.step is not None else (1.0 if p.kind == "integer" else (c.high - c.low) / 128.0)
         v = float(self.state.target(c.param)) + ticks * step
         self.state.set(c.param, min(max(v, c.low), c.high), t, smoothing=c.smoothing, source=cid)
-
-    def _button(self, param: str, action: str, pressed: bool, t: float, source: str, *,
-                value: object = None, step: float | None = None) -> None:
-        st = self.state
-        if action == "hold":
-            st.set(param, pressed, t, source=source)
-        elif not pressed:
-            return
-        elif action == "toggle":
-            st.toggle(param, t, source)
-        elif action == "trigger":
-            st.set(param, None, t, source=source)
-        elif action == "set":
-            st.set(param, value, t, source=source, force_action=True)
-        elif action == "step":
-            p = PARAMS[param]
-            st.step(param, step if step is not None else 1, t, wrap=p.kind == "integer" and step is None,
-                    source=source)
 
     # --- notes ---------------------------------------------------------------------------------------------
     def _note(self, src: str, msg: mido.Message, t: float) -> bool:
@@ -334,7 +296,7 @@ class MappingEngine:
                 elif not k.down:
                     self.state.stop_ramp(f"key:{b.key}:{b.param}", t)
             elif not repeat or b.action in ("step", "set"):  # key repeat steps again; toggles once
-                self._button(b.param, b.action, k.down, t, f"key:{b.key}", value=b.value, step=b.step)
+                press(self.state, b.param, b.action, k.down, t, f"key:{b.key}", value=b.value, step=b.step)
         return True
 
     def _pointer(self, p: PointerInput, t: float) -> bool:
@@ -343,15 +305,103 @@ class MappingEngine:
             mask = _POINTER_MASK[a.button]
             if mask and not p.buttons & mask:
                 continue
-            self._follow_axis(a, p.x if a.axis == "x" else p.y, t)
+            follow_axis(self.state, a, p.x if a.axis == "x" else p.y, t)
             used = True
         return used
 
-    def _follow_axis(self, a: PointerAxis, x: float, t: float) -> None:
-        x = min(max(1.0 - x if a.invert else x, 0.0), 1.0)
-        y = a.curve(x)
-        p = PARAMS[a.param]
-        if p.kind == "choice":
-            self.state.set(a.param, _pick(p.choices, y), t, source="pointer")
+
+def feedback_lights(controls: Iterable[Control], state: ControlState) -> list[Light]:
+    """What each of ``controls`` (CCs and notes; others are left out) should show on the controller now, for
+    ``instrument.midi.feedback``: a knob or fader its parameter's position in its range (through its curve,
+    inverted if it is), a toggle or hold button lit while its parameter is on, a ``set`` button (an anchor
+    pad) lit while its parameter has its value. Step and trigger buttons have no state to show."""
+    out = []
+    for c in controls:
+        if c.source not in ("cc", "note") or c.action in ("step", "trigger"):
+            continue
+        value = state.value(c.param)
+        if c.action == "set":
+            level = 127 if value == c.value else 0
+        elif c.action != "follow" or PARAMS[c.param].kind == "toggle":
+            level = 127 if value else 0
         else:
-            self.state.set(a.param, a.low + y * (a.high - a.low), t, smoothing=a.smoothing, source="pointer")
+            level = round(127 * _knob_position(c, value))
+        out.append(Light(c.channel or 0, c.source, c.number, level))  # type: ignore[arg-type]
+    return out
+
+
+def _knob_position(c: Control, value: object) -> float:
+    """Where the knob of follow control ``c`` sits when its parameter is ``value``: [0, 1]."""
+    p = PARAMS[c.param]
+    if p.kind == "choice":
+        y = (p.choices.index(value) + 0.5) / len(p.choices)
+    else:
+        span = c.high - c.low
+        y = (float(value) - c.low) / span if span and math.isfinite(float(value)) else 0.0
+    x = _position(c.curve, y)
+    return 1.0 - x if c.invert else x
+
+
+def take_over(state: ControlState, c: Control, cid: str, v: float, prev: float | None, t: float) -> None:
+    """Knob ``c`` (id ``cid``) moved from ``prev`` (None: its first value) to ``v``, in parameter units:
+    set the parameter as its soft-takeover mode says (jump, pickup, scale)."""
+    if c.takeover == "jump" or state.owner(c.param) == cid:
+        state.set(c.param, v, t, smoothing=c.smoothing, source=cid)
+        return
+    current = float(state.target(c.param))
+    if c.takeover == "pickup":
+        # Ignore the knob until it comes near the parameter's value or sweeps across it between two values:
+        # a fast move (or a controller that skips values) need not land on it. A value beyond the knob's
+        # range is met at the end nearest to it.
+        ends = sorted((c.low, c.high))
+        meet = min(max(current, ends[0]), ends[1])
+        near = (ends[1] - ends[0]) * PICKUP_NEAR
+        low, high = (v, v) if prev is None else (min(prev, v), max(prev, v))
+        if low - near <= meet <= high + near:
+            state.set(c.param, v, t, smoothing=c.smoothing, source=cid)
+        return
+    # Value scaling: move the parameter the same fraction of the way to the end the knob is heading for, so
+    # knob and parameter reach that end together; from then on they agree. A knob that meets or crosses the
+    # value takes it over at once.
+    if prev is None or v == prev:
+        return
+    if (prev - current) * (v - current) <= 0:
+        state.set(c.param, v, t, smoothing=c.smoothing, source=cid)
+        return
+    end = c.high if v > prev else c.low
+    if (end - current) * (end - prev) <= 0 or end == prev:
+        new = v
+    else:
+        new = current + (v - prev) * (end - current) / (end - prev)
+    new = min(max(new, c.low), c.high) if c.low <= current <= c.high else new
+    state.set(c.param, new, t, smoothing=c.smoothing, source=cid if abs(new - v) < 1e-9 else None)
+
+
+def press(state: ControlState, param: str, action: str, pressed: bool, t: float, source: str, *,
+          value: object = None, step: float | None = None) -> None:
+    """A button (a CC, note or key) pressed or released, doing ``action`` to ``param``."""
+    if action == "hold":
+        state.set(param, pressed, t, source=source)
+    elif not pressed:
+        return
+    elif action == "toggle":
+        state.toggle(param, t, source)
+    elif action == "trigger":
+        state.set(param, None, t, source=source)
+    elif action == "set":
+        state.set(param, value, t, source=source, force_action=True)
+    elif action == "step":
+        p = PARAMS[param]
+        state.step(param, step if step is not None else 1, t, wrap=p.kind == "integer" and step is None,
+                   source=source)
+
+
+def follow_axis(state: ControlState, a: PointerAxis, x: float, t: float) -> None:
+    """Pointer axis ``a`` at ``x`` in [0, 1]: its parameter follows."""
+    x = min(max(1.0 - x if a.invert else x, 0.0), 1.0)
+    y = a.curve(x)
+    p = PARAMS[a.param]
+    if p.kind == "choice":
+        state.set(a.param, _pick(p.choices, y), t, source="pointer")
+    else:
+        state.set(a.param, a.low + y * (a.high - a.low), t, smoothing=a.smoothing, source="pointer")

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import rtmidi
 
 from instrument.events import ControlEvent, EventQueue
+from instrument.midi.feedback import FEEDBACK_CLIENT, FeedbackSender
 from instrument.midi.jackgraph import JackGraph
 from instrument.midi.messages import parse_message
 from instrument.midi.system import (
@@ -116,10 +117,11 @@ def _clock() -> str:
 
 
 def wanted_ports(specs: list[str] | None, names: list[str], api: str | None) -> list[str]:
-    """Of the port ``names`` listed now, those ``specs`` ask for (None: all). A spec is an exact name, a name
-    without the numbers ``api`` appends, an index into ``names``, or a case-insensitive part of names."""
+    """Of the port ``names`` listed now, those ``specs`` ask for (None: all but the instrument's own, such as
+    its feedback outputs). A spec is an exact name, a name without the numbers ``api`` appends, an index into
+    ``names``, or a case-insensitive part of names."""
     if specs is None:
-        return names
+        return [n for n in names if not n.startswith(FEEDBACK_CLIENT)]
     wanted: list[str] = []
     for spec in specs:
         matches = [n for n in names if n == spec or base_name(n, api) == base_name(spec, api)]
@@ -131,6 +133,18 @@ def wanted_ports(specs: list[str] | None, names: list[str], api: str | None) -> 
     return wanted
 
 
+def open_graph(api: str, client_name: str) -> JackGraph | None:
+    """JACK: a graph client to watch connections and the server with; None on other APIs, or if it fails."""
+    if api != "jack":
+        return None
+    try:
+        return JackGraph(f"{client_name} graph")
+    except OSError as error:  # reconnection then goes by port names alone
+        log.warning("cannot watch the JACK graph (%s): a port that returns between two polls, or a restarted "
+                    "server, will not be noticed", error)
+        return None
+
+
 class Delivery:
     """Hands each message of the open ports to ``queue``: from rtmidi's callback, or (``reads``) from a reader
     thread that drains rtmidi's queue. Parse and enqueue only, on either thread."""
@@ -138,6 +152,7 @@ class Delivery:
     def __init__(self, queue: EventQueue, reads: bool) -> None:
         self.queue = queue
         self.reads = reads
+        self.outputs: dict[str, FeedbackSender] = {}  # by source: their echoes are dropped
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         # The inputs the reader drains. Replaced whole under the lock, which the reader holds for a sweep,
@@ -181,6 +196,9 @@ class Delivery:
         message = parse_message(packet[0])
         if message is None:
             port.malformed += 1
+            return
+        output = self.outputs.get(port.source)
+        if output is not None and output.heard(message, now):
             return
         self.queue.put(ControlEvent(now, port.source, message))
 
@@ -230,7 +248,7 @@ class MidiListener:
         self._retired = [0, 0]  # received, malformed of inputs that were closed
         self._states: dict[str, str] = {"midi": "not started"}
         self._server = ""  # what happened to the MIDI system, for status(): "" while nothing did
-        self._delivery: Delivery | None = None
+        self._delivery = Delivery(queue, reads=False)  # how is known once the API is
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -245,9 +263,8 @@ class MidiListener:
             self._states = {"midi": f"off: {error}"}
             return False
         log.info("MIDI API: %s", api_label(self.api))
-        reads = self.reader if self.reader is not None else self.api in READER_APIS
-        self._delivery = Delivery(self.queue, reads)
-        self._open_graph()
+        self._delivery.reads = self.reader if self.reader is not None else self.api in READER_APIS
+        self._graph = open_graph(self.api, self.client_name)
         if self.virtual:
             self._open_virtual()
         self._poll()
@@ -269,8 +286,7 @@ class MidiListener:
         finally:
             self._thread = None
             try:
-                if self._delivery is not None:
-                    self._delivery.stop()
+                self._delivery.stop()
             finally:
                 self._close_all()
             self._states = {"midi": "stopped"}
@@ -306,6 +322,11 @@ class MidiListener:
         """Messages that could not be parsed and were ignored."""
         return self._retired[1] + sum(port.malformed for port in self._all_inputs())
 
+    def attach(self, output: FeedbackSender) -> None:
+        """Connect ``output`` whenever the port it is for (``output.source``) is open, and drop that port's
+        echoes of what it sends. The caller starts and stops the sender."""
+        self._delivery.outputs = {**self._delivery.outputs, output.source: output}  # one swap: no lock
+
     def open_ports(self) -> list[str]:
         """Full names of the ports open now (the virtual port not included)."""
         return [port.name for port in list(self._inputs.values()) if port.midi is not None]
@@ -315,15 +336,6 @@ class MidiListener:
     def _all_inputs(self) -> list[_Input]:
         inputs = list(self._inputs.values())
         return inputs if self._virtual_input is None else [*inputs, self._virtual_input]
-
-    def _open_graph(self) -> None:
-        if self.api != "jack":
-            return
-        try:
-            self._graph = JackGraph(f"{self.client_name} graph")
-        except OSError as error:  # reconnection then goes by port names alone
-            log.warning("cannot watch the JACK graph (%s): a port that returns between two polls, or a "
-                        "restarted server, will not be noticed", error)
 
     def _open_virtual(self) -> None:
         label = api_label(self.api)
@@ -344,6 +356,9 @@ class MidiListener:
         log.info("virtual MIDI input %r open: other programs can send to it", self.client_name)
 
     def _close(self, port: _Input) -> None:
+        output = self._delivery.outputs.get(port.source)
+        if output is not None:
+            output.disconnect()  # before any new client: see _lose_server
         if port.close(self._delivery):
             self._retired[0] += port.received
             self._retired[1] += port.malformed
@@ -406,12 +421,17 @@ class MidiListener:
             self._inputs[port.source] = port
             if port.midi is not None:
                 log.info("MIDI port %r %s", name, "reopened" if reopening else "open")
+        for source, output in self._delivery.outputs.items():
+            port = self._inputs.get(source)
+            if port is not None and port.midi is not None and not output.connected:
+                output.connect(port.name, self.api)
         self._publish()
 
     def _publish(self) -> None:
         states = {k: v for k, v in self._states.items() if not k.startswith("port ")}
         states["midi"] = api_label(self.api) + (f" ({self._server})" if self._server else "")
         states.update({f"port {port.source}": port.state for port in self._inputs.values()})
+        states.update({f"feedback {s}": o.status() for s, o in self._delivery.outputs.items()})
         if self.specs and not self._inputs:
             states["port"] = f"none matches {', '.join(self.specs)}; waiting"
         else:
@@ -439,7 +459,7 @@ class MidiListener:
             self._watcher = open_client(self.api, self.client_name)
         except MidiUnavailable:
             return False
-        self._open_graph()
+        self._graph = open_graph(self.api, self.client_name)
         if self.virtual:
             self._open_virtual()
         self._server = f"server back at {_clock()}"

@@ -121,6 +121,26 @@ class Cc14Decoder:
         return None if msb is None else combine_14bit(msb, value)
 
 
+@dataclass(frozen=True, slots=True)
+class Light:
+    """One thing on the controller: a CC (LED ring, button LED, motor fader) or a note (pad light) on
+    ``channel`` 0-15, ``number`` 0-127, showing ``value`` 0-127 (for a note its velocity; 0 is off)."""
+
+    channel: int
+    kind: str  # "cc" or "note"
+    number: int
+    value: int
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("cc", "note") or not (0 <= self.channel < 16 and 0 <= self.number < 128
+                                                   and 0 <= self.value < 128):
+            raise ValueError(f"{self!r}: kind is cc or note, channel 0-15, number and value 0-127")
+
+    def bytes(self) -> list[int]:
+        return [(0xB0 if self.kind == "cc" else 0x90) | self.channel, self.number, self.value]
+
+
+
 @dataclass(frozen=True)
 class ParameterChange:
     """An NRPN or RPN value. ``value`` 0..16383; with only a data-entry MSB so far, its low 7 bits are 0."""

@@ -10,6 +10,8 @@ import pytest
 from instrument.control import ControlState
 from instrument.events import ControlEvent, EventQueue, KeyInput, PointerInput
 from instrument.mapping import DEFAULT_MAPPING, MappingEngine, load_mapping
+from instrument.mapping.engine import feedback_lights
+from instrument.midi.messages import Light
 
 from .helpers import Rig, cc, mapping, note_off, note_on
 
@@ -477,3 +479,43 @@ def test_presets_survive_every_kind_of_message(preset):
             assert p.low <= v <= p.high, (name, v)
         elif p.kind == "choice":
             assert v in p.choices
+
+
+def test_feedback_lights_show_where_each_knob_would_be():
+    """Every CC value sent to a knob comes back as the same value in its light, through any curve, range,
+    inversion or choice: a motor fader or LED ring shows the knob's own position."""
+    rig = Rig("""
+        controls:
+          - {cc: 1, param: noise, range: [0.2, 0.6], smoothing: 0}
+          - {cc: 2, param: offset, curve: exponential, smoothing: 0}
+          - {cc: 3, param: walk_speed, curve: logarithmic, invert: true, smoothing: 0}
+          - {cc: 4, param: atlas_x, curve: points, points: [[0, 0], [0.5, 0.9], [1, 1]], smoothing: 0}
+          - {cc: 5, param: path}
+    """)
+    controls = rig.engine.mapping.controls
+    for value in range(128):
+        rig.send(0.0, *[cc(n, value) for n in range(1, 5)])
+        assert [light.value for light in feedback_lights(controls[:4], rig.state)] == [value] * 4
+    for value in (0, 40, 127):
+        rig.send(0.0, cc(5, value))
+        chosen = rig.state.value("path")
+        (light,) = feedback_lights(controls[4:], rig.state)
+        rig.send(0.0, cc(5, 127 - value), cc(5, light.value))  # the light's position picks the same choice
+        assert rig.state.value("path") == chosen
+
+
+def test_feedback_lights_for_buttons_and_pads():
+    rig = Rig("""
+        controls:
+          - {cc: 20, channel: 3, param: record, action: toggle}
+          - {note: 36, param: anchor, action: set, value: 0}
+          - {note: 37, param: anchor, action: set, value: 1}
+          - {cc: 21, param: path, action: step}
+          - {cc14: 1, param: atlas_y}
+    """)
+    controls = rig.engine.mapping.controls
+    assert feedback_lights(controls, rig.state) == [Light(2, "cc", 20, 0), Light(0, "note", 36, 127),
+                                                   Light(0, "note", 37, 0)]
+    rig.send(0.0, cc(20, 127, channel=2), note_on(37))
+    assert feedback_lights(controls, rig.state) == [Light(2, "cc", 20, 127), Light(0, "note", 36, 0),
+                                                   Light(0, "note", 37, 127)]
