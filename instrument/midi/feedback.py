@@ -26,7 +26,7 @@ import mido
 import rtmidi
 
 from instrument.midi.messages import Light
-from instrument.midi.system import APIS, INSTRUMENT_NAME, base_name, quiet_stderr
+from instrument.midi.system import APIS, INSTRUMENT_NAME, base_name, close_client, quiet_stderr
 
 log = logging.getLogger(__name__)
 
@@ -150,9 +150,7 @@ class FeedbackSender:
         with self._lock:
             midi, self._midi = self._midi, None
         if midi is not None:
-            with quiet_stderr():
-                midi.close_port()
-                midi.delete()
+            close_client(midi)
             self._state = f"waiting for {self.source}"
 
     def heard(self, message: mido.Message, now: float) -> bool:

@@ -36,6 +36,7 @@ from instrument.midi.system import (
     api_label,
     base_name,
     choose_api,
+    close_client,
     open_client,
     quiet_stderr,
 )
@@ -106,9 +107,7 @@ class _Input:
         self.state = "closed"
         self.link, self.before = None, ()
         delivery.unlisten(midi, self)  # first: nothing may read from a closing port
-        with quiet_stderr():  # libjack complains at length when its server has gone
-            midi.close_port()
-            midi.delete()
+        close_client(midi)
         return True
 
 

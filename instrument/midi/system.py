@@ -12,6 +12,7 @@ import contextlib
 import os
 import re
 import sys
+import time
 from collections.abc import Iterator
 
 import rtmidi
@@ -30,6 +31,8 @@ VIRTUAL_APIS = {"coremidi", "alsa", "jack"}  # Windows MM has no virtual ports
 
 # Messages rtmidi may hold for a reader that polls it (it drops and warns beyond that): seconds of a flood.
 RTMIDI_QUEUE = 1 << 16
+# Seconds to wait after closing a JACK client (see close_client).
+JACK_SETTLE = 0.05
 
 _PORT_NUMBERS = {"alsa": re.compile(r"\s+\d+:\d+$"), "winmm": re.compile(r"\s+\d+$")}
 
@@ -114,3 +117,16 @@ def choose_api(api: str | None = None, client_name: str = INSTRUMENT_NAME) -> tu
         except MidiUnavailable as error:
             reasons.append(str(error))
     raise MidiUnavailable("no MIDI system works: " + "; ".join(reasons or ["python-rtmidi has no API"]))
+
+
+def close_client(midi: rtmidi.MidiIn | rtmidi.MidiOut) -> None:
+    """Close an rtmidi client's port and the client, quietly (libjack complains at length when its server
+    has gone). On JACK, then wait JACK_SETTLE: closing makes the server tell every other client about the
+    new graph, and libjack crashes a client that unregisters a port while its notification thread is still
+    handling that news (a race inside libjack), so the next close in this process waits for it to pass."""
+    jack = midi.get_current_api() == rtmidi.API_UNIX_JACK
+    with quiet_stderr():
+        midi.close_port()
+        midi.delete()
+    if jack:
+        time.sleep(JACK_SETTLE)

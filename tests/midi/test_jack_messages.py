@@ -248,12 +248,12 @@ def test_a_port_asked_for_before_it_exists_opens_when_it_appears(jack_server):
         listener.stop()
 
 
-@pytest.mark.parametrize("mode", ["reader", "callback"])
-def test_stop_during_traffic_returns_promptly(sender, jack_server, mode):
-    # With the callback, rtmidi's callback is removed before its port closes, as mido does.
+def test_stop_during_traffic_returns_promptly(sender, jack_server):
+    # The reader only, as the listener always reads JACK: with rtmidi's callback on JACK, closing a port
+    # while a message is on its way can deadlock the interpreter (JACK cancels its process thread while that
+    # thread waits for the GIL to run the callback), whatever the listener does.
     queue = EventQueue()
-    listener = MidiListener(queue, ports=[sender.port_name], api="jack", virtual=False,
-                            reader=mode == "reader")
+    listener = MidiListener(queue, ports=[sender.port_name], api="jack", virtual=False)
     assert listener.start()
     stop = threading.Event()
 

@@ -21,6 +21,7 @@ pytestmark = pytest.mark.jack
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
+NO_SERVER = 77  # jack_restart_scenario.py's exit status when jackd would not start
 
 
 def test_a_port_replaced_between_two_polls_is_reconnected(jack_server):
@@ -72,6 +73,8 @@ def test_jackd_stopped_and_started_again_the_virtual_port_and_ports_come_back(ja
     result = subprocess.run([sys.executable, str(HERE / "jack_restart_scenario.py"), name], cwd=ROOT,
                             env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
                             timeout=90)
+    if result.returncode == NO_SERVER:
+        pytest.skip(f"could not start a JACK server of its own: {result.stderr[-300:]}")
     assert result.returncode == 0, result.stderr[-2000:]
     seen = json.loads(result.stdout.splitlines()[-1])
     assert seen["before"] and seen["gone_said"], seen
