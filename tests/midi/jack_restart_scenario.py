@@ -93,8 +93,9 @@ def scenario(name: str, log_file) -> None:
     sender = SenderProcess("restart-sender")
     try:
         seen["before"] = arrives(sender.send, queue, [0x90, 60, 1])
-        jackd.kill()
+        jackd.kill()  # it dies: it leaves its slot in JACK's server registry, which only its name reclaims
         jackd.wait()
+        jackd = None
         seen["gone_said"] = wait_for(lambda: "server gone" in listener.status()["midi"], timeout=5)
         seen["status_gone"] = listener.status()
         sender.kill()  # it went with the server (a program of its own would have to reconnect too)
@@ -116,6 +117,8 @@ def scenario(name: str, log_file) -> None:
     finally:
         listener.stop()
         sender.close()
+        if jackd is None:  # stopped between the kill and the restart: reclaim the slot
+            jackd = start_jackd(name, log_file, accepts_clients)
         jackd.terminate()
         jackd.wait()
     print(json.dumps(seen))
