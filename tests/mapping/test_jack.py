@@ -11,6 +11,7 @@ import pytest
 from instrument.control import ControlState
 from instrument.events import EventQueue
 from instrument.mapping import MappingEngine
+from instrument.midi.system import close_client
 
 from .helpers import mapping
 
@@ -64,8 +65,7 @@ def played(jack_server):
         yield send, engine, state, queue, listener
     finally:
         listener.stop()
-        out.close_port()
-        out.delete()
+        close_client(out)
 
 
 def run_until(engine, state, queue, condition, timeout=5.0) -> bool:
@@ -175,7 +175,6 @@ def test_learn_command_through_jack(jack_server, tmp_path):
     finally:
         stop.set()
         knob.join()
-        out.close_port()
-        out.delete()
+        close_client(out)
     (control,) = load_mapping(target).controls
     assert (control.source, control.number, control.channel, control.param) == ("cc", 74, 3, "noise")

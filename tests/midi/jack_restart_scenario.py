@@ -24,7 +24,7 @@ import rtmidi
 
 from instrument.events import EventQueue
 from instrument.midi.listener import MidiListener
-from instrument.midi.system import quiet_stderr
+from instrument.midi.system import close_client, quiet_stderr
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from support import wait_for  # noqa: E402
@@ -111,8 +111,7 @@ def scenario(name: str, log_file) -> None:
         try:
             seen["virtual_after"] = arrives(out.send_message, queue, [0xC0, 7])
         finally:
-            out.close_port()
-            out.delete()
+            close_client(out)
         seen["status_back"] = listener.status()
     finally:
         listener.stop()

@@ -13,6 +13,7 @@ from instrument.events import EventQueue
 from instrument.midi.feedback import FEEDBACK_CLIENT, FeedbackSender, output_for
 from instrument.midi.listener import MidiListener
 from instrument.midi.messages import Light
+from instrument.midi.system import close_client
 
 from .helpers import collect, handshake, wait_for
 
@@ -56,8 +57,7 @@ class Controller:
 
     def close(self) -> None:
         for midi in (self.output, self.input):
-            midi.close_port()
-            midi.delete()
+            close_client(midi)
 
 
 @pytest.fixture
