@@ -44,18 +44,28 @@ class ControlEvent:
 EventKey = tuple[str | None, int | None, int | str]
 
 # Data entry MSB/LSB (6, 38), data increment/decrement (96, 97), NRPN and RPN parameter numbers (98-101):
-# an NRPN or RPN is a sequence of these, so each one counts and their order is meaning. And the switch
+# an NRPN or RPN is a sequence of these, so each one counts and their order is meaning. The switch
 # controllers 64-69 (sustain, portamento, sostenuto, soft, legato, hold 2): a quick press and release within
-# one frame must not collapse into the release.
-DEFAULT_EXACT_CONTROLS: frozenset[int] = frozenset({6, 38, 64, 65, 66, 67, 68, 69, 96, 97, 98, 99, 100, 101})
+# one frame must not collapse into the release. And the channel mode messages 120-127 (all notes off ...).
+DEFAULT_EXACT_CONTROLS: frozenset[int] = frozenset({6, 38, 64, 65, 66, 67, 68, 69, 96, 97, 98, 99, 100, 101,
+                                                    *range(120, 128)})
+# Channel mode messages that end every note on their channel: all sound off, all notes off, omni, mono, poly.
+_NOTES_OFF_CONTROLS = frozenset({120, 123, 124, 125, 126, 127})
+
+# How many kept events may wait between two drains: 2**17 of about 330 bytes each (~45 MB at the bound).
+# The render thread drains every frame, so this takes 20,000 messages/s through a render stall of 6.5 s.
+KEPT_LIMIT = 1 << 17
+# How many droppable events (sysex, MTC ...: nothing the mapping reads) may wait.
+DROPPABLE_LIMIT = 256
 
 _CONTINUOUS = frozenset({"control_change", "pitchwheel", "aftertouch", "polytouch"})
 _KEPT = frozenset({"note_on", "note_off", "program_change", "clock", "start", "stop", "continue", "songpos",
                    "reset"})
+NoteKey = tuple[str, int, int]  # (source, channel, note)
 
 
 class EventQueue:
-    """A bounded, never-blocking hand-off of control events from callback threads to the render thread.
+    """A never-blocking hand-off of control events from callback threads to the render thread.
 
     ``put`` may be called from any thread (one rtmidi callback thread per port, the main thread for keyboard
     and pointer); ``drain`` from the render thread once a frame. The lock is held only to move references.
@@ -64,32 +74,35 @@ class EventQueue:
 
     - **coalescible**: control change, pitch bend, channel and poly aftertouch. While one is waiting to be
       drained, a newer one for the same (source, channel, control) replaces it in place: latest wins, and
-      the order of everything else is kept. A control is kept exact (never coalesced) when its key is set
-      with ``set_exact_controls`` or its number is in ``DEFAULT_EXACT_CONTROLS`` (NRPN/RPN, switches).
-    - **kept**: notes, exact CCs, program change, clock, start/stop/continue, song position, reset. Never
-      coalesced, never reordered, never evicted.
-    - **droppable**: everything else (sysex, MTC quarter frames, song select, tune request).
+      the order of everything else is kept. One waits per key at most, so they need no bound. A control is
+      kept exact (never coalesced) when its key is set with ``set_exact_controls`` (the mapping engine's
+      relative encoders, 14-bit pairs, buttons, pickup faders) or its number is in
+      ``DEFAULT_EXACT_CONTROLS`` (NRPN/RPN, switches, channel mode).
+    - **kept**: notes, exact CCs, program change, clock, start/stop/continue, song position, reset, keys and
+      the pointer. Never coalesced, never reordered. Up to ``maxlen`` wait between two drains; beyond that
+      a new one is dropped, except a note-off (or all-notes-off) for a note that is on: those always go in,
+      so no note is left hanging, and a note-on that was dropped takes its note-off with it.
+    - **droppable**: everything else (sysex, MTC quarter frames, song select, tune request): up to
+      ``droppable_limit`` wait; beyond, new ones are dropped.
 
-    When the queue holds ``maxlen`` events, a new event (one that does not just replace a waiting CC) makes
-    room by evicting the oldest waiting coalescible event, else the oldest droppable one (a new droppable
-    event evicts only droppable ones). When nothing may be evicted, the new event is refused: events already
-    accepted stay in order and are never rewritten. Each eviction or refusal adds one to ``dropped``. The
-    render thread drains every frame, so a full queue means thousands of events in one frame: a flood, not
-    playing. A coalesced CC is not a drop.
+    Every drop is counted by message type (``drops()``, ``dropped``). A coalesced CC is not a drop.
     """
 
-    def __init__(self, maxlen: int = 4096):
-        if maxlen < 1:
-            raise ValueError(f"EventQueue maxlen must be at least 1, not {maxlen}")
+    def __init__(self, maxlen: int = KEPT_LIMIT, droppable_limit: int = DROPPABLE_LIMIT):
+        if maxlen < 1 or droppable_limit < 0:
+            raise ValueError(f"EventQueue needs maxlen >= 1 and droppable_limit >= 0, not {maxlen}, "
+                             f"{droppable_limit}")
         self.maxlen = maxlen
-        self.dropped = 0
+        self.droppable_limit = droppable_limit
         self._lock = threading.Lock()
-        # Each slot is a one-item list, so a coalesced CC can be replaced in place and an evicted event
-        # blanked to None (a tombstone) without an O(n) removal from the middle of the deque.
+        # Each slot is a one-item list, so a coalesced CC can be replaced in place.
         self._slots: deque[list] = deque()
-        self._live = 0
-        self._pending: dict[EventKey, list] = {}  # coalescible key -> its waiting slot, oldest first
-        self._droppable: deque[list] = deque()  # droppable slots, oldest first (may hold tombstones)
+        self._pending: dict[EventKey, list] = {}  # coalescible key -> its waiting slot
+        self._kept = 0  # kept events waiting
+        self._droppable = 0  # droppable events waiting
+        self._sounding: set[NoteKey] = set()  # note-ons let in whose note-off has not come
+        self._muted: set[NoteKey] = set()  # note-ons dropped: their note-offs are dropped too
+        self._drops: dict[str, int] = {}
         self._exact: frozenset[EventKey] = frozenset()
 
     def set_exact_controls(self, keys: Iterable[tuple]) -> None:
@@ -111,38 +124,56 @@ class EventQueue:
         self._exact = frozenset(exact)  # one reference swap: readers see the old set or the new one
 
     def put(self, event: ControlEvent) -> None:
-        """Add an event; never blocks beyond a short lock, never raises for a full queue (see ``dropped``)."""
+        """Add an event; never blocks beyond a short lock, never raises for a full queue (see ``drops``)."""
         key = self._coalesce_key(event)
         msg = event.message
         droppable = isinstance(msg, mido.Message) and msg.type not in _KEPT and msg.type not in _CONTINUOUS
         with self._lock:
-            if key is not None and (slot := self._pending.get(key)) is not None:
-                slot[0] = event
-                return
-            if self._live >= self.maxlen and not self._evict(droppable_only=droppable):
-                self.dropped += 1  # every waiting event outranks this one: refuse it
-                return
-            slot = [event]
-            self._slots.append(slot)
-            self._live += 1
             if key is not None:
-                self._pending[key] = slot
-            elif droppable:
-                self._droppable.append(slot)
-            if len(self._slots) > 2 * self.maxlen:
-                self._compact()
+                slot = self._pending.get(key)
+                if slot is not None:
+                    slot[0] = event
+                else:
+                    slot = [event]
+                    self._slots.append(slot)
+                    self._pending[key] = slot
+                return
+            if droppable:
+                if self._droppable >= self.droppable_limit:
+                    self._drop(msg)
+                    return
+                self._droppable += 1
+            elif self._admit(event):
+                self._kept += 1
+            else:
+                self._drop(msg)
+                return
+            self._slots.append([event])
 
     def drain(self) -> list[ControlEvent]:
         """Every waiting event, oldest first; the queue is empty afterwards."""
         with self._lock:
             slots, self._slots = self._slots, deque()
             self._pending.clear()
-            self._droppable.clear()
-            self._live = 0
-        return [slot[0] for slot in slots if slot[0] is not None]
+            self._kept = self._droppable = 0
+        return [slot[0] for slot in slots]
 
     def __len__(self) -> int:
-        return self._live
+        return len(self._slots)
+
+    def drops(self, since: dict[str, int] | None = None) -> dict[str, int]:
+        """Events dropped so far, by message type ("note_on", "control_change", "sysex", "key" ...); with
+        ``since`` (an earlier ``drops()``), only those dropped after it. Types with none are left out."""
+        with self._lock:
+            counts = dict(self._drops)
+        if since is not None:
+            counts = {kind: n - since.get(kind, 0) for kind, n in counts.items() if n > since.get(kind, 0)}
+        return counts
+
+    @property
+    def dropped(self) -> int:
+        """Events dropped so far, all types together."""
+        return sum(self.drops().values())
 
     def _coalesce_key(self, event: ControlEvent) -> EventKey | None:
         msg = event.message
@@ -163,26 +194,37 @@ class EventQueue:
             return (event.source, msg.channel, f"polytouch {msg.note}")
         return None
 
-    def _evict(self, droppable_only: bool) -> bool:
-        """Blank the oldest coalescible (unless ``droppable_only``), else the oldest droppable event.
-
-        False when nothing may be evicted.
-        """
-        if self._pending and not droppable_only:
-            key = next(iter(self._pending))
-            slot = self._pending.pop(key)
-        else:
-            while self._droppable and self._droppable[0][0] is None:
-                self._droppable.popleft()
-            if not self._droppable:
+    def _admit(self, event: ControlEvent) -> bool:
+        """Whether a kept event goes in; keeps the notes that are on. Called with the lock held."""
+        msg = event.message
+        kind = getattr(msg, "type", None)
+        room = self._kept < self.maxlen
+        if kind == "note_on" and msg.velocity > 0:
+            note = (event.source, msg.channel, msg.note)
+            if room:
+                self._sounding.add(note)
+                self._muted.discard(note)
+            elif note not in self._sounding:  # (when it is on, the coming note-off still ends it)
+                self._muted.add(note)
+            return room
+        if kind in ("note_on", "note_off"):
+            note = (event.source, msg.channel, msg.note)
+            if note in self._sounding:
+                self._sounding.discard(note)
+                return True
+            if note in self._muted:
+                self._muted.discard(note)
                 return False
-            slot = self._droppable.popleft()
-        slot[0] = None
-        self._live -= 1
-        self.dropped += 1
-        return True
+            return room
+        if kind == "control_change" and msg.control in _NOTES_OFF_CONTROLS:
+            ending = {n for n in self._sounding | self._muted if n[:2] == (event.source, msg.channel)}
+            if ending & self._sounding:
+                self._sounding -= ending
+                self._muted -= ending
+                return True
+            self._muted -= ending
+        return room
 
-    def _compact(self) -> None:
-        # Tombstones pile up only while a full queue keeps evicting; squeeze them out now and then.
-        self._slots = deque(slot for slot in self._slots if slot[0] is not None)
-        self._droppable = deque(slot for slot in self._droppable if slot[0] is not None)
+    def _drop(self, msg: object) -> None:
+        kind = getattr(msg, "type", None) or ("key" if isinstance(msg, KeyInput) else "pointer")
+        self._drops[kind] = self._drops.get(kind, 0) + 1

@@ -1,25 +1,30 @@
 """The mapping engine: control events in, parameter changes out (into a ControlState).
 
 Runs in the render thread, once per drained event: dictionary lookups and arithmetic only, no I/O, no
-locks. Stateful MIDI decoding lives here too: 14-bit CC pairs (an MSB resets the LSB, as the MIDI spec says),
-NRPN sequences (CC 99/98 select, 6/38 data entry, 96/97 increment/decrement), relative encoders, button
-edges, held notes and soft takeover.
+locks. Stateful MIDI decoding lives here too, through ``instrument.midi.messages``' decoders: 14-bit CC pairs,
+NRPN sequences (CC 99/98 select, 6/38 data entry, 96/97 increment/decrement), relative encoders; and button
+edges, held notes and soft takeover. Every value of such a control counts, so ``exact_controls()`` names them
+for the EventQueue, which then never coalesces them.
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
+from collections.abc import Iterable
 
 import mido
 
 from instrument.control import ControlState
 from instrument.events import ControlEvent, KeyInput, PointerInput
-from instrument.mapping.model import Control, KeyBinding, Mapping, NoteRange, PointerAxis
+from instrument.mapping.model import Control, Curve, KeyBinding, Mapping, NoteRange, PointerAxis
 from instrument.midi.messages import (
     DATA_DECREMENT,
     DATA_INCREMENT,
+    MAX_14BIT,
+    Cc14Decoder,
+    Light,
     NrpnDecoder,
-    combine_14bit,
     pitchbend_unit,
     relative_delta,
 )
@@ -28,13 +33,23 @@ from instrument.params import PARAMS
 CLOCK_MESSAGES = frozenset({"clock", "start", "stop", "continue", "songpos"})
 NRPN_CCS = (99, 98, 6, 38, 96, 97)
 _POINTER_MASK = {"none": 0, "left": 1, "middle": 2, "right": 4}
-# The mapping file's names for relative encodings -> instrument.midi.messages' names.
-_RELATIVE = {"twos_complement": "twos_complement", "offset_binary": "binary_offset", "sign_bit": "signed_bit"}
+# Pickup takes hold within this fraction of the control's range of the parameter's value: two 7-bit steps.
+PICKUP_NEAR = 2 / 127
 
 
 def _pick(choices: tuple[str, ...], y: float) -> str:
     """A knob position in [0, 1] -> one of ``choices``, in equal slices."""
     return choices[min(int(y * len(choices)), len(choices) - 1)]
+
+
+def _position(curve: Curve, y: float) -> float:
+    """The knob position x in [0, 1] where ``curve(x)`` is ``y`` (the nearest of 128 steps for points)."""
+    y = min(max(y, 0.0), 1.0)
+    if curve.kind == "linear":
+        return y
+    if curve.kind in ("exponential", "logarithmic"):  # each is the other's inverse
+        return Curve("logarithmic" if curve.kind == "exponential" else "exponential")(y)
+    return min(range(128), key=lambda step: abs(curve(step / 127) - y)) / 127
 
 
 class MappingEngine:
@@ -47,7 +62,7 @@ class MappingEngine:
 
     def __init__(self, mapping: Mapping, state: ControlState) -> None:
         self.state = state
-        self._msb: dict[tuple[str, int, int], int] = {}  # (source, channel, msb cc) -> last MSB
+        self._cc14: dict[str, Cc14Decoder] = defaultdict(Cc14Decoder)  # per source
         self._nrpn: dict[str, NrpnDecoder] = defaultdict(NrpnDecoder)  # per source
         self._pressed: dict[str, bool] = {}  # control id -> button held
         self._knob: dict[str, float] = {}  # control id -> last value (soft takeover)
@@ -84,11 +99,13 @@ class MappingEngine:
             self.state.set("tempo", mapping.bpm, self.state.now or 0.0)
 
     def exact_controls(self) -> set[tuple[int | None, int]]:
-        """(channel 0-15 or None for any, CC) pairs the EventQueue must not coalesce: relative encoders and
-        both CCs of 14-bit pairs (NRPN CCs are always exact in the queue). Pass to ``set_exact_controls``."""
+        """(channel 0-15 or None for any, CC) pairs the EventQueue must not coalesce; pass them to
+        ``set_exact_controls``. Relative encoders (every tick counts), both CCs of 14-bit pairs and the NRPN
+        CCs (their order is meaning), buttons (a press and release within one frame must both arrive:
+        toggle, set, step, hold and trigger actions) and pickup faders (takeover watches every value)."""
         out: set[tuple[int | None, int]] = set()
         for c in self._mapping.controls:
-            if c.source == "cc" and c.relative:
+            if c.source == "cc" and (c.relative or c.action != "follow" or c.takeover == "pickup"):
                 out.add((c.channel, c.number))  # type: ignore[arg-type]
             elif c.source == "cc14":
                 out.update({(c.channel, c.number), (c.channel, c.lsb)})  # type: ignore[arg-type]
@@ -146,17 +163,18 @@ class MappingEngine:
             used = self._nrpn_cc(src, msg, t)
         for c in self._matching("cc", cc, ch):
             if c.relative:
-                self._relative(c, relative_delta(v, _RELATIVE[c.relative]), t)
+                self._relative(c, relative_delta(v, c.relative), t)
             else:
                 self._drive(c, v / 127.0, t)
             used = True
-        for c in self._matching("cc14", cc, ch):  # the MSB: resets the LSB
-            self._msb[(src, ch, cc)] = v
-            self._drive(c, combine_14bit(v, 0) / 16383.0, t)
+        pairs = self._cc14[src]
+        for c in self._matching("cc14", cc, ch):
+            self._drive(c, pairs.msb(ch, cc, v) / MAX_14BIT, t)
             used = True
         for c in self._matching("cc14lsb", cc, ch):
-            msb = self._msb.get((src, ch, c.number), 0)  # type: ignore[arg-type]
-            self._drive(c, combine_14bit(msb, v) / 16383.0, t)
+            value = pairs.lsb(ch, c.number, v)  # type: ignore[arg-type]
+            if value is not None:
+                self._drive(c, value / MAX_14BIT, t)
             used = True
         return used
 
@@ -171,7 +189,7 @@ class MappingEngine:
             elif c.bits == 7:
                 self._drive(c, (change.value >> 7) / 127.0, t)
             else:
-                self._drive(c, change.value / 16383.0, t)
+                self._drive(c, change.value / MAX_14BIT, t)
         return bool(controls)
 
     # --- driving a parameter -------------------------------------------------------------------------------
@@ -183,7 +201,7 @@ class MappingEngine:
             was = self._pressed.get(cid, False)
             self._pressed[cid] = pressed
             if pressed != was:
-                self._button(c.param, c.action, pressed, t, cid, value=c.value, step=c.step)
+                press(self.state, c.param, c.action, pressed, t, cid, value=c.value, step=c.step)
             return
         if c.invert:
             x = 1.0 - x
@@ -196,37 +214,9 @@ class MappingEngine:
         elif c.mode == "nudge":
             self.state.nudge(c.param, cid, c.low + y * (c.high - c.low), t, smoothing=c.smoothing)
         else:
-            self._takeover(c, cid, c.low + y * (c.high - c.low), t)
-
-    def _takeover(self, c: Control, cid: str, v: float, t: float) -> None:
-        state = self.state
-        prev = self._knob.get(cid)
-        self._knob[cid] = v
-        if c.takeover == "jump" or state.owner(c.param) == cid:
-            state.set(c.param, v, t, smoothing=c.smoothing, source=cid)
-            return
-        current = float(state.target(c.param))
-        close = abs(v - current) <= (c.high - c.low) / 100.0
-        if c.takeover == "pickup":
-            # Ignore the knob until it reaches the parameter's value or sweeps across it.
-            if close or (prev is not None and (prev - current) * (v - current) <= 0):
-                state.set(c.param, v, t, smoothing=c.smoothing, source=cid)
-            return
-        # Value scaling: move the parameter the same fraction of the way to the end the knob is heading for,
-        # so knob and parameter reach that end together; from then on they agree. A knob that meets or
-        # crosses the value takes it over at once.
-        if prev is None or v == prev:
-            return
-        if (prev - current) * (v - current) <= 0:
-            state.set(c.param, v, t, smoothing=c.smoothing, source=cid)
-            return
-        end = c.high if v > prev else c.low
-        if (end - current) * (end - prev) <= 0 or end == prev:
-            new = v
-        else:
-            new = current + (v - prev) * (end - current) / (end - prev)
-        new = min(max(new, c.low), c.high) if c.low <= current <= c.high else new
-        state.set(c.param, new, t, smoothing=c.smoothing, source=cid if abs(new - v) < 1e-9 else None)
+            v = c.low + y * (c.high - c.low)
+            take_over(self.state, c, cid, v, self._knob.get(cid), t)
+            self._knob[cid] = v
 
     def _relative(self, c: Control, ticks: int, t: float) -> None:
         p = PARAMS[c.param]
@@ -237,24 +227,6 @@ class MappingEngine:
         step = c.step if c.step is not None else (1.0 if p.kind == "integer" else (c.high - c.low) / 128.0)
         v = float(self.state.target(c.param)) + ticks * step
         self.state.set(c.param, min(max(v, c.low), c.high), t, smoothing=c.smoothing, source=cid)
-
-    def _button(self, param: str, action: str, pressed: bool, t: float, source: str, *,
-                value: object = None, step: float | None = None) -> None:
-        st = self.state
-        if action == "hold":
-            st.set(param, pressed, t, source=source)
-        elif not pressed:
-            return
-        elif action == "toggle":
-            st.toggle(param, t, source)
-        elif action == "trigger":
-            st.set(param, None, t, source=source)
-        elif action == "set":
-            st.set(param, value, t, source=source, force_action=True)
-        elif action == "step":
-            p = PARAMS[param]
-            st.step(param, step if step is not None else 1, t, wrap=p.kind == "integer" and step is None,
-                    source=source)
 
     # --- notes ---------------------------------------------------------------------------------------------
     def _note(self, src: str, msg: mido.Message, t: float) -> bool:
@@ -324,7 +296,7 @@ class MappingEngine:
                 elif not k.down:
                     self.state.stop_ramp(f"key:{b.key}:{b.param}", t)
             elif not repeat or b.action in ("step", "set"):  # key repeat steps again; toggles once
-                self._button(b.param, b.action, k.down, t, f"key:{b.key}", value=b.value, step=b.step)
+                press(self.state, b.param, b.action, k.down, t, f"key:{b.key}", value=b.value, step=b.step)
         return True
 
     def _pointer(self, p: PointerInput, t: float) -> bool:
@@ -333,15 +305,103 @@ class MappingEngine:
             mask = _POINTER_MASK[a.button]
             if mask and not p.buttons & mask:
                 continue
-            self._follow_axis(a, p.x if a.axis == "x" else p.y, t)
+            follow_axis(self.state, a, p.x if a.axis == "x" else p.y, t)
             used = True
         return used
 
-    def _follow_axis(self, a: PointerAxis, x: float, t: float) -> None:
-        x = min(max(1.0 - x if a.invert else x, 0.0), 1.0)
-        y = a.curve(x)
-        p = PARAMS[a.param]
-        if p.kind == "choice":
-            self.state.set(a.param, _pick(p.choices, y), t, source="pointer")
+
+def feedback_lights(controls: Iterable[Control], state: ControlState) -> list[Light]:
+    """What each of ``controls`` (CCs and notes; others are left out) should show on the controller now, for
+    ``instrument.midi.feedback``: a knob or fader its parameter's position in its range (through its curve,
+    inverted if it is), a toggle or hold button lit while its parameter is on, a ``set`` button (an anchor
+    pad) lit while its parameter has its value. Step and trigger buttons have no state to show."""
+    out = []
+    for c in controls:
+        if c.source not in ("cc", "note") or c.action in ("step", "trigger"):
+            continue
+        value = state.value(c.param)
+        if c.action == "set":
+            level = 127 if value == c.value else 0
+        elif c.action != "follow" or PARAMS[c.param].kind == "toggle":
+            level = 127 if value else 0
         else:
-            self.state.set(a.param, a.low + y * (a.high - a.low), t, smoothing=a.smoothing, source="pointer")
+            level = round(127 * _knob_position(c, value))
+        out.append(Light(c.channel or 0, c.source, c.number, level))  # type: ignore[arg-type]
+    return out
+
+
+def _knob_position(c: Control, value: object) -> float:
+    """Where the knob of follow control ``c`` sits when its parameter is ``value``: [0, 1]."""
+    p = PARAMS[c.param]
+    if p.kind == "choice":
+        y = (p.choices.index(value) + 0.5) / len(p.choices)
+    else:
+        span = c.high - c.low
+        y = (float(value) - c.low) / span if span and math.isfinite(float(value)) else 0.0
+    x = _position(c.curve, y)
+    return 1.0 - x if c.invert else x
+
+
+def take_over(state: ControlState, c: Control, cid: str, v: float, prev: float | None, t: float) -> None:
+    """Knob ``c`` (id ``cid``) moved from ``prev`` (None: its first value) to ``v``, in parameter units:
+    set the parameter as its soft-takeover mode says (jump, pickup, scale)."""
+    if c.takeover == "jump" or state.owner(c.param) == cid:
+        state.set(c.param, v, t, smoothing=c.smoothing, source=cid)
+        return
+    current = float(state.target(c.param))
+    if c.takeover == "pickup":
+        # Ignore the knob until it comes near the parameter's value or sweeps across it between two values:
+        # a fast move (or a controller that skips values) need not land on it. A value beyond the knob's
+        # range is met at the end nearest to it.
+        ends = sorted((c.low, c.high))
+        meet = min(max(current, ends[0]), ends[1])
+        near = (ends[1] - ends[0]) * PICKUP_NEAR
+        low, high = (v, v) if prev is None else (min(prev, v), max(prev, v))
+        if low - near <= meet <= high + near:
+            state.set(c.param, v, t, smoothing=c.smoothing, source=cid)
+        return
+    # Value scaling: move the parameter the same fraction of the way to the end the knob is heading for, so
+    # knob and parameter reach that end together; from then on they agree. A knob that meets or crosses the
+    # value takes it over at once.
+    if prev is None or v == prev:
+        return
+    if (prev - current) * (v - current) <= 0:
+        state.set(c.param, v, t, smoothing=c.smoothing, source=cid)
+        return
+    end = c.high if v > prev else c.low
+    if (end - current) * (end - prev) <= 0 or end == prev:
+        new = v
+    else:
+        new = current + (v - prev) * (end - current) / (end - prev)
+    new = min(max(new, c.low), c.high) if c.low <= current <= c.high else new
+    state.set(c.param, new, t, smoothing=c.smoothing, source=cid if abs(new - v) < 1e-9 else None)
+
+
+def press(state: ControlState, param: str, action: str, pressed: bool, t: float, source: str, *,
+          value: object = None, step: float | None = None) -> None:
+    """A button (a CC, note or key) pressed or released, doing ``action`` to ``param``."""
+    if action == "hold":
+        state.set(param, pressed, t, source=source)
+    elif not pressed:
+        return
+    elif action == "toggle":
+        state.toggle(param, t, source)
+    elif action == "trigger":
+        state.set(param, None, t, source=source)
+    elif action == "set":
+        state.set(param, value, t, source=source, force_action=True)
+    elif action == "step":
+        p = PARAMS[param]
+        state.step(param, step if step is not None else 1, t, wrap=p.kind == "integer" and step is None,
+                   source=source)
+
+
+def follow_axis(state: ControlState, a: PointerAxis, x: float, t: float) -> None:
+    """Pointer axis ``a`` at ``x`` in [0, 1]: its parameter follows."""
+    x = min(max(1.0 - x if a.invert else x, 0.0), 1.0)
+    y = a.curve(x)
+    p = PARAMS[a.param]
+    if p.kind == "choice":
+        state.set(a.param, _pick(p.choices, y), t, source="pointer")
+    else:
+        state.set(a.param, a.low + y * (a.high - a.low), t, smoothing=a.smoothing, source="pointer")

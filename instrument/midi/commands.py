@@ -6,7 +6,7 @@ import argparse
 
 import rtmidi
 
-from instrument.midi.listener import (
+from instrument.midi.system import (
     APIS,
     INSTRUMENT_NAME,
     VIRTUAL_APIS,

@@ -7,144 +7,45 @@ and a JACK server that does not wait for late clients (the default) then hands o
 events. So with JACK, rtmidi queues messages in C and a reader thread drains that queue every millisecond,
 through the same parse-and-enqueue code.
 
-A port that disappears (cable pulled, app quit) is closed and reopened by name when it comes back; a thread
-polls the port names every ``poll_interval`` seconds for that.
-
-Ports are named as the MIDI API lists them. ALSA appends ``client:port`` numbers ("nanoKONTROL2:nanoKONTROL2
-MIDI 1 20:0") and Windows MM a port number ("nanoKONTROL2 1") that can change when a device is plugged in
-again, so ports are matched and events are labelled (``ControlEvent.source``) by the name without them.
+A thread polls the ports every ``poll_interval`` seconds. A port that disappears (cable pulled, app quit)
+is closed and reopened by name when it comes back. On JACK the poll also checks that each port is still
+connected to ours: a program killed and started again between two polls has a port of the same name, but
+JACK dropped our connection with the old one. And when the JACK server itself stops, every port and the
+virtual port are closed, and opened again when a server is back (``status()`` and the log say so).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import re
-import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-import mido
 import rtmidi
 
 from instrument.events import ControlEvent, EventQueue
+from instrument.midi.feedback import FEEDBACK_CLIENT, FeedbackSender
+from instrument.midi.jackgraph import JackGraph
+from instrument.midi.messages import parse_message
+from instrument.midi.system import (
+    APIS,
+    INSTRUMENT_NAME,
+    RTMIDI_QUEUE,
+    VIRTUAL_APIS,
+    MidiUnavailable,
+    api_label,
+    base_name,
+    choose_api,
+    close_client,
+    open_client,
+    quiet_stderr,
+)
 
 log = logging.getLogger(__name__)
 
-INSTRUMENT_NAME = "Latent Instrument"
-
-# Our names for rtmidi's APIs; the first that works on a platform is used unless one is asked for.
-APIS: dict[str, int] = {
-    "coremidi": rtmidi.API_MACOSX_CORE,
-    "alsa": rtmidi.API_LINUX_ALSA,
-    "jack": rtmidi.API_UNIX_JACK,
-    "winmm": rtmidi.API_WINDOWS_MM,
-}
-PLATFORM_APIS: dict[str, list[str]] = {"darwin": ["coremidi"], "linux": ["alsa", "jack"], "win32": ["winmm"]}
-VIRTUAL_APIS = {"coremidi", "alsa", "jack"}  # Windows MM has no virtual ports
-
 READER_APIS = frozenset({"jack"})  # APIs read by a thread of ours instead of rtmidi's callback (see above)
-RTMIDI_QUEUE = 8192  # messages rtmidi may hold for the JACK reader (it drops and warns beyond that)
 READ_INTERVAL = 0.001  # seconds between the JACK reader's sweeps when nothing came
-
-_PORT_NUMBERS = {"alsa": re.compile(r"\s+\d+:\d+$"), "winmm": re.compile(r"\s+\d+$")}
-
-
-class MidiUnavailable(RuntimeError):
-    """No MIDI API could be opened; the message says why for each one tried."""
-
-
-def base_name(port_name: str, api: str | None = "alsa") -> str:
-    """A port's name without the numbers ``api`` appends (ALSA ``client:port``, Windows MM an index), which
-    change between plug-ins."""
-    pattern = _PORT_NUMBERS.get(api or "")
-    return port_name if pattern is None else pattern.sub("", port_name)
-
-
-def parse_message(data: Sequence[int]) -> mido.Message | None:
-    """One MIDI message's bytes (as rtmidi delivers them) -> a mido.Message, or None if malformed.
-
-    Never raises: a wrong length, a stray data byte, an unknown status, a sysex without its end byte or a
-    value outside 0-255 all give None. Note-on with velocity 0 stays a note_on (the mapping reads it as off).
-    """
-    try:
-        return mido.Message.from_bytes(data)
-    except Exception:  # garbage from a device must never reach, let alone kill, the callback thread
-        return None
-
-
-def api_names() -> list[str]:
-    """The APIs this python-rtmidi was built with, by our names, in the platform's order of preference."""
-    compiled = set(rtmidi.get_compiled_api())
-    preferred = PLATFORM_APIS.get(sys.platform, list(APIS))
-    ordered = preferred + [name for name in APIS if name not in preferred]
-    return [name for name in ordered if APIS[name] in compiled]
-
-
-def api_label(api: str) -> str:
-    return rtmidi.get_api_display_name(APIS[api])
-
-
-@contextlib.contextmanager
-def quiet_stderr() -> Iterator[None]:
-    """Silence C-level stderr: ALSA and libjack print several lines when their system is missing, and the
-    exception says it better."""
-    sys.stderr.flush()  # what Python has buffered still belongs on the real stderr
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-def _why(api: str, error: Exception) -> str:
-    text = str(error)
-    if api == "alsa" and "sequencer" in text:
-        return "no ALSA sequencer (/dev/snd/seq; is the snd-seq kernel module loaded?)"
-    if api == "jack" and "not running" in text:
-        return "no JACK server running"
-    return text or type(error).__name__
-
-
-def open_client(api: str, client_name: str = INSTRUMENT_NAME) -> rtmidi.MidiIn:
-    """An rtmidi input client on ``api`` ("alsa", "jack", ...); raises MidiUnavailable saying why not."""
-    if api not in APIS:
-        raise MidiUnavailable(f"unknown MIDI API {api!r}; choose from auto, {', '.join(APIS)}")
-    if APIS[api] not in rtmidi.get_compiled_api():
-        raise MidiUnavailable(f"{api}: python-rtmidi was built without it (built with: "
-                              f"{', '.join(api_names()) or 'nothing'})")
-    try:
-        with quiet_stderr():
-            return rtmidi.MidiIn(APIS[api], client_name, RTMIDI_QUEUE)
-    except rtmidi.RtMidiError as error:
-        raise MidiUnavailable(f"{api_label(api)}: {_why(api, error)}") from None
-
-
-def choose_api(api: str | None = None, client_name: str = INSTRUMENT_NAME) -> tuple[str, rtmidi.MidiIn]:
-    """The first working API (``api`` None or "auto": in platform order) and a client on it. "off": none.
-
-    Raises MidiUnavailable naming every API tried and why it failed.
-    """
-    if api == "off":
-        raise MidiUnavailable("turned off (--midi-api off)")
-    names = api_names() if api in (None, "auto") else [api]
-    reasons = []
-    for name in names:
-        try:
-            return name, open_client(name, client_name)
-        except MidiUnavailable as error:
-            reasons.append(str(error))
-    raise MidiUnavailable("no MIDI system works: " + "; ".join(reasons or ["python-rtmidi has no API"]))
+LINK_WAIT = 0.5  # seconds to wait, after opening a JACK port, for our connection to show in the graph
 
 
 @dataclass(eq=False)
@@ -157,6 +58,163 @@ class _Input:
     state: str = "waiting"
     received: int = 0
     malformed: int = 0
+    link: str | None = None  # JACK: the full name of our port connected to it, once seen
+    before: tuple[str, ...] = ()  # JACK: what it was connected to before we opened it
+
+    def open(self, name: str, api: str, client_name: str, delivery: Delivery,
+             graph: JackGraph | None) -> None:
+        """Open port ``name`` on a client of its own and deliver its messages; ``state`` says how it went."""
+        midi = None
+        before = graph.connections(name) if graph is not None else None
+        try:
+            with quiet_stderr():
+                midi = rtmidi.MidiIn(APIS[api], client_name, RTMIDI_QUEUE)
+            names = midi.get_ports()  # this client's own list: an index from an older one may have moved
+            if name not in names:
+                raise rtmidi.InvalidPortError(f"{name!r} went away while opening")
+            midi.open_port(names.index(name), "in")
+        except rtmidi.RtMidiError as error:
+            if midi is not None:
+                midi.delete()
+            if self.state != f"error: {error}":  # say it once, not at every poll
+                log.warning("could not open MIDI port %r: %s", name, error)
+            self.state = f"error: {error}"
+            return
+        self.name, self.midi, self.state = name, midi, "open"
+        self.link, self.before = None, tuple(before or ())
+        delivery.listen(midi, self)
+        deadline = time.monotonic() + LINK_WAIT
+        while graph is not None and self.linked(graph) and self.link is None and time.monotonic() < deadline:
+            time.sleep(0.005)  # JACK shows a new connection from its next cycle on
+
+    def linked(self, graph: JackGraph | None) -> bool:
+        """Whether our connection from it still stands (True where that cannot be told: no graph, or our
+        connection not seen yet). Ours is the one that was not there before we opened it."""
+        if graph is None:
+            return True
+        now = graph.connections(self.name) or []
+        if self.link is None:
+            new = [n for n in now if n not in self.before]
+            self.link = new[0] if len(new) == 1 else None
+            return True
+        return self.link in now
+
+    def close(self, delivery: Delivery) -> bool:
+        """Stop delivering and close; False if it was not open."""
+        midi, self.midi = self.midi, None
+        if midi is None:
+            return False
+        self.state = "closed"
+        self.link, self.before = None, ()
+        delivery.unlisten(midi, self)  # first: nothing may read from a closing port
+        close_client(midi)
+        return True
+
+
+def _clock() -> str:
+    return time.strftime("%H:%M:%S")
+
+
+def wanted_ports(specs: list[str] | None, names: list[str], api: str | None) -> list[str]:
+    """Of the port ``names`` listed now, those ``specs`` ask for (None: all but the instrument's own, such as
+    its feedback outputs). A spec is an exact name, a name without the numbers ``api`` appends, an index into
+    ``names``, or a case-insensitive part of names."""
+    if specs is None:
+        return [n for n in names if not n.startswith(FEEDBACK_CLIENT)]
+    wanted: list[str] = []
+    for spec in specs:
+        matches = [n for n in names if n == spec or base_name(n, api) == base_name(spec, api)]
+        if not matches and spec.isdigit() and int(spec) < len(names):
+            matches = [names[int(spec)]]
+        if not matches:
+            matches = [n for n in names if spec.lower() in n.lower()]
+        wanted += [n for n in matches if n not in wanted]
+    return wanted
+
+
+def open_graph(api: str, client_name: str) -> JackGraph | None:
+    """JACK: a graph client to watch connections and the server with; None on other APIs, or if it fails."""
+    if api != "jack":
+        return None
+    try:
+        return JackGraph(f"{client_name} graph")
+    except OSError as error:  # reconnection then goes by port names alone
+        log.warning("cannot watch the JACK graph (%s): a port that returns between two polls, or a restarted "
+                    "server, will not be noticed", error)
+        return None
+
+
+class Delivery:
+    """Hands each message of the open ports to ``queue``: from rtmidi's callback, or (``reads``) from a reader
+    thread that drains rtmidi's queue. Parse and enqueue only, on either thread."""
+
+    def __init__(self, queue: EventQueue, reads: bool) -> None:
+        self.queue = queue
+        self.reads = reads
+        self.outputs: dict[str, FeedbackSender] = {}  # by source: their echoes are dropped
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        # The inputs the reader drains. Replaced whole under the lock, which the reader holds for a sweep,
+        # so a port leaves it before it closes.
+        self._readable: tuple[tuple[_Input, rtmidi.MidiIn], ...] = ()
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        if self.reads:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._read, name="midi-reader", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        try:
+            if self._thread is not None:
+                self._thread.join()
+        finally:
+            self._thread = None
+
+    def listen(self, midi: rtmidi.MidiIn, port: _Input) -> None:
+        """Start delivering an open port's messages."""
+        midi.ignore_types(sysex=False, timing=False, active_sense=True)
+        if self.reads:
+            with self._lock:
+                self._readable = (*self._readable, (port, midi))
+        else:
+            midi.set_callback(self.callback, port)
+
+    def unlisten(self, midi: rtmidi.MidiIn, port: _Input) -> None:
+        """Stop delivering: after this returns, no callback or sweep touches the port."""
+        with self._lock:
+            self._readable = tuple(pair for pair in self._readable if pair[0] is not port)
+        midi.cancel_callback()
+
+    def callback(self, packet: tuple[list[int], float], port: _Input) -> None:
+        """One message's bytes from ``port``: runs on the MIDI system's thread (or the reader)."""
+        now = time.monotonic()
+        port.received += 1
+        message = parse_message(packet[0])
+        if message is None:
+            port.malformed += 1
+            return
+        output = self.outputs.get(port.source)
+        if output is not None and output.heard(message, now):
+            return
+        self.queue.put(ControlEvent(now, port.source, message))
+
+    def _read(self) -> None:
+        # Take what rtmidi queued, sweep after sweep; a short sleep only when nothing came.
+        while not self._stop.is_set():
+            got = False
+            try:
+                with self._lock:
+                    for port, midi in self._readable:
+                        while (packet := midi.get_message()) is not None:
+                            self.callback(packet, port)
+                            got = True
+            except Exception:  # the reader must outlive any one bad sweep
+                log.exception("reading MIDI failed; going on")
+            if not got:
+                time.sleep(READ_INTERVAL)
 
 
 class MidiListener:
@@ -166,31 +224,32 @@ class MidiListener:
     case-insensitive part of one (all matches open), or an index into the port list. ``api``: None or "auto"
     (platform order: CoreMIDI; ALSA then JACK; Windows MM) or one of ``APIS``. ``virtual``: also open an
     input port named ``client_name`` that other programs (a DAW, a sequencer) can send to, where the API has
-    virtual ports. Without any MIDI system ``start()`` logs why and returns False: the instrument goes on
-    with the keyboard and mouse.
+    virtual ports. ``reader``: deliver through a reader thread (True) or rtmidi's callback (False); None: a
+    reader where the API needs one (JACK). Without any MIDI system ``start()`` logs why and returns False:
+    the instrument goes on with the keyboard and mouse.
     """
 
     def __init__(self, queue: EventQueue, ports: list[str] | None = None, api: str | None = None,
-                 virtual: bool = True, client_name: str = INSTRUMENT_NAME, poll_interval: float = 0.5):
+                 virtual: bool = True, client_name: str = INSTRUMENT_NAME, poll_interval: float = 0.5,
+                 reader: bool | None = None):
         self.queue = queue
         self.specs = None if ports is None else list(ports)
         self.api_request = api
         self.virtual = virtual
         self.client_name = client_name
         self.poll_interval = poll_interval
+        self.reader = reader
         self.api: str | None = None
         self._watcher: rtmidi.MidiIn | None = None  # lists port names; also carries the virtual port
+        self._graph: JackGraph | None = None  # JACK: connections and server shutdown
         self._virtual_input: _Input | None = None
         self._inputs: dict[str, _Input] = {}  # by base name
         self._retired = [0, 0]  # received, malformed of inputs that were closed
         self._states: dict[str, str] = {"midi": "not started"}
+        self._server = ""  # what happened to the MIDI system, for status(): "" while nothing did
+        self._delivery = Delivery(queue, reads=False)  # how is known once the API is
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        # JACK only: the inputs the reader thread drains. Replaced whole under the lock, which the reader
-        # holds for a sweep, so a port leaves it before it closes.
-        self._readable: tuple[tuple[_Input, rtmidi.MidiIn], ...] = ()
-        self._read_lock = threading.Lock()
-        self._reader: threading.Thread | None = None
 
     # Lifecycle ---------------------------------------------------------------------------------------------
 
@@ -203,6 +262,8 @@ class MidiListener:
             self._states = {"midi": f"off: {error}"}
             return False
         log.info("MIDI API: %s", api_label(self.api))
+        self._delivery.reads = self.reader if self.reader is not None else self.api in READER_APIS
+        self._graph = open_graph(self.api, self.client_name)
         if self.virtual:
             self._open_virtual()
         self._poll()
@@ -212,28 +273,21 @@ class MidiListener:
         self._stop.clear()
         self._thread = threading.Thread(target=self._watch, name="midi-reconnect", daemon=True)
         self._thread.start()
-        if self.api in READER_APIS:
-            self._reader = threading.Thread(target=self._read, name="midi-jack-reader", daemon=True)
-            self._reader.start()
+        self._delivery.start()
         return True
 
     def stop(self) -> None:
         """Stop watching, then close every port (each callback is removed before its port closes)."""
         self._stop.set()
         try:
-            for thread in (self._thread, self._reader):
-                if thread is not None:
-                    thread.join()
+            if self._thread is not None:
+                self._thread.join()
         finally:
-            self._thread = self._reader = None
-            for port in list(self._inputs.values()):
-                self._close(port)
-            if self._virtual_input is not None:
-                self._close(self._virtual_input)  # the watcher carries it: closes the watcher too
-            elif self._watcher is not None:
-                self._watcher.delete()
-            self._watcher = None
-            self._virtual_input = None
+            self._thread = None
+            try:
+                self._delivery.stop()
+            finally:
+                self._close_all()
             self._states = {"midi": "stopped"}
 
     def __enter__(self) -> MidiListener:
@@ -246,12 +300,15 @@ class MidiListener:
     # State for the HUD, the log and tests ------------------------------------------------------------------
 
     def status(self) -> dict[str, str]:
-        """``{"midi": api, "virtual": port or why not, "port <source>": "open" | "gone, waiting..." ...,
-        "events": counts}``: one line each for the HUD."""
+        """One line each for the HUD: ``{"midi": the API, and what happened to its server if anything did,
+        "virtual": "open" or why not, "port <source>": "open" | "gone at ..., waiting ..." ..., "events":
+        counts}``."""
         states = dict(self._states)
         if self.api is not None:
+            drops = self.queue.drops()
+            detail = ", ".join(f"{kind} {n}" for kind, n in sorted(drops.items()))
             states["events"] = (f"{self.received} received, {self.malformed} malformed, "
-                                f"{self.queue.dropped} dropped")
+                                f"{sum(drops.values())} dropped" + (f" ({detail})" if detail else ""))
         return states
 
     @property
@@ -264,22 +321,16 @@ class MidiListener:
         """Messages that could not be parsed and were ignored."""
         return self._retired[1] + sum(port.malformed for port in self._all_inputs())
 
+    def attach(self, output: FeedbackSender) -> None:
+        """Connect ``output`` whenever the port it is for (``output.source``) is open, and drop that port's
+        echoes of what it sends. The caller starts and stops the sender."""
+        self._delivery.outputs = {**self._delivery.outputs, output.source: output}  # one swap: no lock
+
     def open_ports(self) -> list[str]:
         """Full names of the ports open now (the virtual port not included)."""
         return [port.name for port in list(self._inputs.values()) if port.midi is not None]
 
-    # The callback: runs on the MIDI system's thread --------------------------------------------------------
-
-    def _callback(self, packet: tuple[list[int], float], port: _Input) -> None:
-        now = time.monotonic()
-        port.received += 1
-        message = parse_message(packet[0])
-        if message is None:
-            port.malformed += 1
-            return
-        self.queue.put(ControlEvent(now, port.source, message))
-
-    # Opening, closing and watching ports -------------------------------------------------------------------
+    # Opening and closing -----------------------------------------------------------------------------------
 
     def _all_inputs(self) -> list[_Input]:
         inputs = list(self._inputs.values())
@@ -297,120 +348,36 @@ class MidiListener:
             log.warning("could not open the virtual MIDI port %r: %s", self.client_name, error)
             self._states["virtual"] = f"error: {error}"
             return
-        self._listen(self._watcher, port)
+        self._delivery.listen(self._watcher, port)
         port.midi, port.state = self._watcher, "open"
         self._virtual_input = port
         self._states["virtual"] = "open"
         log.info("virtual MIDI input %r open: other programs can send to it", self.client_name)
 
-    def _listen(self, midi: rtmidi.MidiIn, port: _Input) -> None:
-        """Start delivering an open port's messages: its callback, or (JACK) the reader thread."""
-        midi.ignore_types(sysex=False, timing=False, active_sense=True)
-        if self.api in READER_APIS:
-            with self._read_lock:
-                self._readable = (*self._readable, (port, midi))
-        else:
-            midi.set_callback(self._callback, port)
-
-    def _unlisten(self, midi: rtmidi.MidiIn, port: _Input) -> None:
-        """Stop delivering: after this returns, no callback or sweep touches the port."""
-        with self._read_lock:
-            self._readable = tuple(pair for pair in self._readable if pair[0] is not port)
-        midi.cancel_callback()
-
-    def _read(self) -> None:
-        # JACK's reader: take what rtmidi queued, sweep after sweep; a short sleep only when nothing came.
-        while not self._stop.is_set():
-            got = False
-            try:
-                with self._read_lock:
-                    for port, midi in self._readable:
-                        while (packet := midi.get_message()) is not None:
-                            self._callback(packet, port)
-                            got = True
-            except Exception:  # the reader must outlive any one bad sweep
-                log.exception("reading MIDI from JACK failed; going on")
-            if not got:
-                time.sleep(READ_INTERVAL)
-
-    def _wanted(self, names: list[str]) -> list[str]:
-        """The names of the ports that should be open, of those listed now."""
-        if self.specs is None:
-            return names
-        wanted: list[str] = []
-        for spec in self.specs:
-            matches = [n for n in names if n == spec or self._base(n) == self._base(spec)]
-            if not matches and spec.isdigit() and int(spec) < len(names):
-                matches = [names[int(spec)]]
-            if not matches:
-                matches = [n for n in names if spec.lower() in n.lower()]
-            wanted += [n for n in matches if n not in wanted]
-        return wanted
-
-    def _base(self, name: str) -> str:
-        return base_name(name, self.api)
-
-    def _poll(self) -> None:
-        names = self._watcher.get_ports()
-        present = {self._base(n): n for n in names}
-        for source, port in list(self._inputs.items()):
-            if port.midi is None:
-                continue
-            if source not in present:
-                self._close(port)
-                port.state = f"gone at {time.strftime('%H:%M:%S')}, waiting for it to come back"
-                log.warning("MIDI port %r is gone; it will be reopened when it comes back", port.name)
-            elif present[source] != port.name:  # ALSA: unplugged and back between two polls, new numbers
-                self._close(port)
-                log.warning("MIDI port %r came back as %r", port.name, present[source])
-        for name in self._wanted(names):
-            port = self._inputs.get(self._base(name))
-            if port is not None and port.midi is not None:
-                continue
-            reopening = port is not None
-            port = port or _Input(source=self._base(name))
-            self._open(port, name)
-            self._inputs[port.source] = port
-            if port.midi is not None:
-                log.info("MIDI port %r %s", name, "reopened" if reopening else "open")
-        states = {k: v for k, v in self._states.items() if not k.startswith("port ")}
-        states["midi"] = api_label(self.api)
-        states.update({f"port {port.source}": port.state for port in self._inputs.values()})
-        if self.specs and not self._inputs:
-            states["port"] = f"none matches {', '.join(self.specs)}; waiting"
-        else:
-            states.pop("port", None)
-        self._states = states  # one reference swap: status() never waits for a poll
-
-    def _open(self, port: _Input, name: str) -> None:
-        midi = None
-        try:
-            midi = rtmidi.MidiIn(APIS[self.api], self.client_name, RTMIDI_QUEUE)
-            names = midi.get_ports()  # this client's own list: an index from an older one may have moved
-            if name not in names:
-                raise rtmidi.InvalidPortError(f"{name!r} went away while opening")
-            midi.open_port(names.index(name), "in")
-        except rtmidi.RtMidiError as error:
-            if midi is not None:
-                midi.delete()
-            if port.state != f"error: {error}":  # say it once, not at every poll
-                log.warning("could not open MIDI port %r: %s", name, error)
-            port.state = f"error: {error}"
-            return
-        port.name, port.midi, port.state = name, midi, "open"
-        self._listen(midi, port)
-
     def _close(self, port: _Input) -> None:
-        midi, port.midi = port.midi, None
-        if midi is None:
-            return
-        port.state = "closed"
-        self._unlisten(midi, port)  # first: nothing may read from a closing port
-        midi.close_port()
-        midi.delete()
-        self._retired[0] += port.received
-        self._retired[1] += port.malformed
-        port.received = port.malformed = 0
+        output = self._delivery.outputs.get(port.source)
+        if output is not None:
+            output.disconnect()  # before any new client: see _lose_server
+        if port.close(self._delivery):
+            self._retired[0] += port.received
+            self._retired[1] += port.malformed
+            port.received = port.malformed = 0
+
+    def _close_all(self) -> None:
+        """Close every port, the virtual one, the watcher and the graph client."""
+        for port in list(self._inputs.values()):
+            self._close(port)
+        if self._virtual_input is not None:
+            self._close(self._virtual_input)  # the watcher carries it: closes the watcher too
+        elif self._watcher is not None:
+            self._watcher.delete()
+        self._watcher = None
+        self._virtual_input = None
+        if self._graph is not None:
+            self._graph.close()
+            self._graph = None
+
+    # Watching ----------------------------------------------------------------------------------------------
 
     def _watch(self) -> None:
         start = time.monotonic()
@@ -421,3 +388,80 @@ class MidiListener:
                 self._poll()
             except Exception:  # a failed poll must not end reconnection for the rest of the show
                 log.exception("MIDI port poll failed; trying again")
+
+    def _poll(self) -> None:
+        if self._graph is not None and not self._graph.alive:
+            self._lose_server()
+        if self._watcher is None and not self._restore_server():
+            self._publish()
+            return
+        names = self._watcher.get_ports()
+        present = {self._base(n): n for n in names}
+        for source, port in list(self._inputs.items()):
+            if port.midi is None:
+                continue
+            if source not in present:
+                self._close(port)
+                port.state = f"gone at {_clock()}, waiting for it to come back"
+                log.warning("MIDI port %r is gone; it will be reopened when it comes back", port.name)
+            elif present[source] != port.name:  # ALSA: unplugged and back between two polls, new numbers
+                self._close(port)
+                log.warning("MIDI port %r came back as %r", port.name, present[source])
+            elif not port.linked(self._graph):
+                self._close(port)  # a new port under the old name: JACK dropped our connection with the old
+                log.warning("MIDI port %r was replaced (its program restarted?); reconnecting", port.name)
+        for name in wanted_ports(self.specs, names, self.api):
+            port = self._inputs.get(self._base(name))
+            if port is not None and port.midi is not None:
+                continue
+            reopening = port is not None
+            port = port or _Input(source=self._base(name))
+            port.open(name, self.api, self.client_name, self._delivery, self._graph)
+            self._inputs[port.source] = port
+            if port.midi is not None:
+                log.info("MIDI port %r %s", name, "reopened" if reopening else "open")
+        for source, output in self._delivery.outputs.items():
+            port = self._inputs.get(source)
+            if port is not None and port.midi is not None and not output.connected:
+                output.connect(port.name, self.api)
+        self._publish()
+
+    def _publish(self) -> None:
+        states = {k: v for k, v in self._states.items() if not k.startswith("port ")}
+        states["midi"] = api_label(self.api) + (f" ({self._server})" if self._server else "")
+        states.update({f"port {port.source}": port.state for port in self._inputs.values()})
+        states.update({f"feedback {s}": o.status() for s, o in self._delivery.outputs.items()})
+        if self.specs and not self._inputs:
+            states["port"] = f"none matches {', '.join(self.specs)}; waiting"
+        else:
+            states.pop("port", None)
+        self._states = states  # one reference swap: status() never waits for a poll
+
+    def _base(self, name: str) -> str:
+        return base_name(name, self.api)
+
+    def _lose_server(self) -> None:
+        """The JACK server is gone: close everything now, before any new client (libjack frees what an old
+        client holds when a new one connects, and closing that old client then crashes)."""
+        self._close_all()
+        when = _clock()
+        for port in self._inputs.values():
+            port.state = f"gone with the server at {when}, waiting for it to come back"
+        self._server = f"server gone at {when}; waiting for it to come back"
+        if self.virtual:
+            self._states["virtual"] = f"gone with the server at {when}; re-created when it comes back"
+        log.warning("the %s server is gone: MIDI input stops until it comes back", api_label(self.api))
+
+    def _restore_server(self) -> bool:
+        """After the server was lost: open a client again if one is back (virtual port and graph too)."""
+        try:
+            self._watcher = open_client(self.api, self.client_name)
+        except MidiUnavailable:
+            return False
+        self._graph = open_graph(self.api, self.client_name)
+        if self.virtual:
+            self._open_virtual()
+        self._server = f"server back at {_clock()}"
+        log.warning("the %s server is back: %s", api_label(self.api),
+                    "virtual port re-created, ports reopening" if self.virtual else "ports reopening")
+        return True

@@ -1,24 +1,69 @@
-"""Pure decoders for MIDI controller conventions: 14-bit CC pairs, relative encoders, NRPN/RPN, pitch bend.
+"""Pure decoders for MIDI: message bytes, 14-bit CC pairs, relative encoders, NRPN/RPN, pitch bend.
 
 Channels are 0-15 and values are mido's (CC 0-127, pitch -8192..8191). Nothing here touches ports or
-threads; the mapping engine calls these in the render thread. The stateful decoders keep one small state
-per channel (and control) and are fed messages in arrival order: keep their CCs exact in the EventQueue.
+threads: ``parse_message`` runs in the MIDI callback, the stateful decoders in the render thread (the mapping
+engine), fed messages in arrival order: keep their CCs exact in the EventQueue.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import mido
 
 MAX_14BIT = 16383
 
-# Relative encoder encodings: how a CC value 0-127 codes a signed step.
+# The channel voice messages by status nibble: mido's type and the names of the data bytes.
+_VOICE: dict[int, tuple[str, ...]] = {
+    0x80: ("note_off", "note", "velocity"),
+    0x90: ("note_on", "note", "velocity"),
+    0xA0: ("polytouch", "note", "value"),
+    0xB0: ("control_change", "control", "value"),
+    0xC0: ("program_change", "program"),
+    0xD0: ("aftertouch", "value"),
+    0xE0: ("pitchwheel",),
+}
+_REALTIME = {0xF8: "clock", 0xFA: "start", 0xFB: "continue", 0xFC: "stop"}
+
+
+def parse_message(data: Sequence[int]) -> mido.Message | None:
+    """One MIDI message's bytes (as rtmidi delivers them) -> a mido.Message, or None if malformed.
+
+    Never raises: a wrong length, a stray data byte, an unknown status, a sysex without its end byte or a
+    value outside 0-255 all give None. Note-on with velocity 0 stays a note_on (the mapping reads it as off).
+    Channel messages and the clock are built directly, checked here: they are nearly all of the traffic, and
+    mido's general parser costs several times more, on the thread that must keep up with a flood.
+    """
+    try:
+        status = data[0]
+        size = len(data)
+        if 0x80 <= status < 0xF0:
+            names = _VOICE[status & 0xF0]
+            if size != (2 if len(names) == 2 else 3) or any(not 0 <= byte < 0x80 for byte in data[1:]):
+                return None
+            fields = {"type": names[0], "time": 0, "channel": status & 0x0F}
+            if len(names) == 1:
+                fields["pitch"] = (data[1] | data[2] << 7) - 8192
+            else:
+                for name, byte in zip(names[1:], data[1:], strict=True):
+                    fields[name] = byte
+        elif size == 1 and status in _REALTIME:
+            fields = {"type": _REALTIME[status], "time": 0}
+        else:
+            return mido.Message.from_bytes(data)
+    except Exception:  # garbage from a device must never reach, let alone kill, the callback thread
+        return None
+    message = mido.Message.__new__(mido.Message)
+    vars(message).update(fields)  # as mido's own Message.copy builds one: the values are checked above
+    return message
+
+
+# Relative encoder encodings (the mapping file's ``relative:`` names): how a CC value 0-127 codes a step.
 #   twos_complement: 1..63 = +1..+63, 127..65 = -1..-63 (64 = -64)   e.g. Ableton "2's Comp.", Arturia Rel 1
-#   binary_offset:   64 = 0, 65..127 = +1..+63, 63..0 = -1..-64       e.g. Ableton "Bin Offset", Arturia Rel 2
-#   signed_bit:      bit 6 set = negative, bits 0-5 the size: 1 = +1, 65 = -1 (0 and 64 = 0)
-RELATIVE_MODES = ("twos_complement", "binary_offset", "signed_bit")
+#   offset_binary:   64 = 0, 65..127 = +1..+63, 63..0 = -1..-64       e.g. Ableton "Bin Offset", Arturia Rel 2
+#   sign_bit:        bit 6 set = negative, bits 0-5 the size: 1 = +1, 65 = -1 (0 and 64 = 0)
+RELATIVE_MODES = ("twos_complement", "offset_binary", "sign_bit")
 
 
 def combine_14bit(msb: int, lsb: int) -> int:
@@ -39,9 +84,9 @@ def relative_delta(value: int, mode: str) -> int:
     value &= 0x7F
     if mode == "twos_complement":
         return value - 128 if value >= 64 else value
-    if mode == "binary_offset":
+    if mode == "offset_binary":
         return value - 64
-    if mode == "signed_bit":
+    if mode == "sign_bit":
         return -(value & 0x3F) if value & 0x40 else value
     raise ValueError(f"relative mode {mode!r} is not one of {', '.join(RELATIVE_MODES)}")
 
@@ -52,30 +97,48 @@ def pitchbend_unit(pitch: int) -> float:
 
 
 class Cc14Decoder:
-    """Joins 14-bit controller pairs: MSB on CC n (0-31), LSB on CC n + 32.
+    """Joins 14-bit controller pairs, an MSB CC and its LSB CC (by convention n and n + 32), per channel.
 
-    ``controls``: the MSB numbers that are 14-bit on this controller (default: all of 0-31).
-    ``feed(msg)`` returns the new 14-bit value (0..16383) when ``msg`` is the MSB or LSB of such a pair,
-    else None. As the MIDI spec says, a new MSB clears the LSB: a controller that sends MSB then LSB gives
-    a coarse value and then the fine one; one that sends only MSBs still moves (in steps of 128).
+    Which CCs pair up is the caller's to say (the mapping engine knows its ``cc14`` controls); this keeps the
+    last MSB of each (channel, MSB CC). As the MIDI spec says, a new MSB clears the LSB: a controller that
+    sends MSB then LSB gives a coarse value and then the fine one; one that sends only MSBs still moves (in
+    steps of 128). An LSB before any MSB means nothing yet: it would otherwise read as MSB 0, a jump to the
+    bottom of the range.
     """
 
-    def __init__(self, controls: Iterable[int] = range(32)) -> None:
-        self.controls = frozenset(controls)
-        if not self.controls <= set(range(32)):
-            raise ValueError(f"14-bit MSB controls are 0-31, not {sorted(self.controls - set(range(32)))}")
+    def __init__(self) -> None:
         self._msb: dict[tuple[int, int], int] = {}
 
-    def feed(self, msg: mido.Message) -> int | None:
-        if msg.type != "control_change" or msg.control % 32 not in self.controls or msg.control >= 64:
-            return None
-        if msg.control < 32:
-            self._msb[msg.channel, msg.control] = msg.value
-            return combine_14bit(msg.value, 0)
-        msb = self._msb.get((msg.channel, msg.control - 32))
-        if msb is None:
-            return None  # an LSB before any MSB means nothing yet
-        return combine_14bit(msb, msg.value)
+    def msb(self, channel: int, control: int, value: int) -> int:
+        """The MSB ``value`` (0-127) came on CC ``control``: the pair's new value, 0..16383 (LSB 0)."""
+        self._msb[channel, control] = value & 0x7F
+        return combine_14bit(value, 0)
+
+    def lsb(self, channel: int, msb_control: int, value: int) -> int | None:
+        """The LSB ``value`` came for the pair whose MSB is CC ``msb_control``: its new value 0..16383, or
+        None while no MSB has come."""
+        msb = self._msb.get((channel, msb_control))
+        return None if msb is None else combine_14bit(msb, value)
+
+
+@dataclass(frozen=True, slots=True)
+class Light:
+    """One thing on the controller: a CC (LED ring, button LED, motor fader) or a note (pad light) on
+    ``channel`` 0-15, ``number`` 0-127, showing ``value`` 0-127 (for a note its velocity; 0 is off)."""
+
+    channel: int
+    kind: str  # "cc" or "note"
+    number: int
+    value: int
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("cc", "note") or not (0 <= self.channel < 16 and 0 <= self.number < 128
+                                                   and 0 <= self.value < 128):
+            raise ValueError(f"{self!r}: kind is cc or note, channel 0-15, number and value 0-127")
+
+    def bytes(self) -> list[int]:
+        return [(0xB0 if self.kind == "cc" else 0x90) | self.channel, self.number, self.value]
+
 
 
 @dataclass(frozen=True)
@@ -99,7 +162,8 @@ class NrpnDecoder:
 
     ``feed(msg)`` returns a ParameterChange when a data-entry (6, 38) or increment/decrement (96, 97) CC
     sets the selected parameter, else None. Selecting the null parameter (127/127) stops data entry
-    applying until another parameter is selected. Increment and decrement step the last value by 1.
+    applying until another parameter is selected. Increment and decrement step the last value by 1. As with
+    14-bit pairs, a data-entry LSB before the parameter's first MSB means nothing yet.
     """
 
     def __init__(self) -> None:
@@ -127,11 +191,15 @@ class NrpnDecoder:
         if parameter == NULL_PARAMETER:
             return None
         key = (channel, registered, parameter)
-        old = self._values.get(key, 0)
+        old = self._values.get(key)
         if control == DATA_MSB:
             new = combine_14bit(value, 0)
         elif control == DATA_LSB:
+            if old is None:
+                return None
             new = (old & ~0x7F) | value
+        elif old is None:
+            new = 1 if control == DATA_INCREMENT else 0
         else:
             new = min(MAX_14BIT, old + 1) if control == DATA_INCREMENT else max(0, old - 1)
         self._values[key] = new

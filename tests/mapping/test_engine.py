@@ -8,8 +8,10 @@ import mido
 import pytest
 
 from instrument.control import ControlState
-from instrument.events import ControlEvent, KeyInput, PointerInput
+from instrument.events import ControlEvent, EventQueue, KeyInput, PointerInput
 from instrument.mapping import DEFAULT_MAPPING, MappingEngine, load_mapping
+from instrument.mapping.engine import feedback_lights
+from instrument.midi.messages import Light
 
 from .helpers import Rig, cc, mapping, note_off, note_on
 
@@ -77,6 +79,44 @@ def test_14bit_pair():
     assert rig.value("atlas_x") == pytest.approx((100 * 128 + 50) / 16383)
     rig.send(0.0, cc(1, 127), cc(33, 127))
     assert rig.value("atlas_x") == 1.0
+
+
+def test_a_lone_14bit_lsb_before_any_msb_moves_nothing():
+    rig = Rig("controls:\n  - {cc14: 1, param: atlas_x, smoothing: 0}\n")
+    assert rig.send(0.0, cc(33, 100)) == [True]  # the mapping's control, but no MSB yet: it waits
+    assert rig.value("atlas_x") == 0.5  # not ~0
+    rig.send(0.0, cc(33, 100, channel=3), cc(1, 64, channel=3))  # an MSB on another channel is another pair
+    assert rig.value("atlas_x") == pytest.approx(64 * 128 / 16383)
+    rig.send(0.0, cc(33, 100))
+    assert rig.value("atlas_x") == pytest.approx(64 * 128 / 16383)  # channel 1 still has no MSB
+    rig.source = "another port"
+    rig.send(0.0, cc(33, 1))
+    assert rig.value("atlas_x") == pytest.approx(64 * 128 / 16383)  # nor has another port
+
+
+def test_nrpn_data_lsb_before_any_msb_moves_nothing():
+    rig = Rig("controls:\n  - {nrpn: 130, param: atlas_x, smoothing: 0}\n")
+    rig.send(0.0, cc(99, 1), cc(98, 2), cc(38, 10))
+    assert rig.value("atlas_x") == 0.5
+    rig.send(0.0, cc(6, 127), cc(38, 127))
+    assert rig.value("atlas_x") == 1.0
+
+
+def test_buttons_and_pickup_faders_are_exact_and_knobs_are_not():
+    rig = Rig("""
+        controls:
+          - {cc: 20, param: record, action: toggle}
+          - {cc: 21, channel: 2, param: anchor, action: set, value: 3}
+          - {cc: 22, param: path, action: step}
+          - {cc: 23, param: freeze, action: hold}
+          - {cc: 24, param: quit}
+          - {cc: 25, param: noise, takeover: pickup}
+          - {cc: 26, param: offset}
+          - {cc: 27, param: walk_speed, takeover: scale}
+          - {note: 36, param: atlas}
+    """)
+    assert rig.engine.exact_controls() == {(None, 20), (1, 21), (None, 22), (None, 23), (None, 24),
+                                           (None, 25)}
 
 
 @pytest.mark.parametrize("mode, up, down", [
@@ -237,6 +277,40 @@ def test_pickup_ignores_knob_until_it_crosses():
     rig.state.set("noise", 0.9, 0.0, source="elsewhere")  # someone else moved it: pick up again
     rig.send(0.0, cc(1, 30))
     assert rig.value("noise") == 0.9
+
+
+def test_pickup_takes_hold_when_two_values_pass_the_parameter_or_come_near_it():
+    rig = Rig("controls:\n  - {cc: 1, param: noise, takeover: pickup, smoothing: 0}\n")
+    rig.state.set("noise", 0.5, 0.0)
+    rig.send(0.0, cc(1, 40), cc(1, 90))  # a fast move jumps over 0.5 between two values
+    assert rig.value("noise") == pytest.approx(90 / 127)
+    rig.state.set("noise", 0.0, 0.0, source="elsewhere")
+    rig.send(0.0, cc(1, 6), cc(1, 9), cc(1, 3))  # from above, never reaching 0: not yet
+    assert rig.value("noise") == 0.0
+    rig.send(0.0, cc(1, 2))  # within two steps of it: taken
+    assert rig.value("noise") == pytest.approx(2 / 127)
+
+
+def test_pickup_meets_a_value_beyond_its_range_at_the_nearest_end():
+    rig = Rig("controls:\n  - {cc: 1, param: noise, range: [0.2, 0.6], takeover: pickup, smoothing: 0}\n")
+    assert rig.state.target("noise") == 0.0  # below the knob's range
+    rig.send(0.0, cc(1, 60))
+    assert rig.value("noise") == 0.0
+    rig.send(0.0, cc(1, 0))
+    assert rig.value("noise") == pytest.approx(0.2)
+
+
+def test_pickup_through_the_queue_while_the_render_thread_is_busy():
+    """A fader swept from the bottom while no drain runs: its values are kept (pickup is exact), so the
+    sweep passes the parameter's value and pickup takes hold; coalesced, only the last value would arrive."""
+    rig = Rig("controls:\n  - {cc: 7, param: noise, takeover: pickup, smoothing: 0}\n")
+    queue = EventQueue()
+    queue.set_exact_controls(rig.engine.exact_controls())
+    for value in range(0, 124):
+        queue.put(ControlEvent(0.0, rig.source, cc(7, value)))
+    for event in queue.drain():
+        rig.engine.apply(event)
+    assert rig.value("noise") == pytest.approx(123 / 127)
 
 
 def test_value_scaling_converges():
@@ -405,3 +479,43 @@ def test_presets_survive_every_kind_of_message(preset):
             assert p.low <= v <= p.high, (name, v)
         elif p.kind == "choice":
             assert v in p.choices
+
+
+def test_feedback_lights_show_where_each_knob_would_be():
+    """Every CC value sent to a knob comes back as the same value in its light, through any curve, range,
+    inversion or choice: a motor fader or LED ring shows the knob's own position."""
+    rig = Rig("""
+        controls:
+          - {cc: 1, param: noise, range: [0.2, 0.6], smoothing: 0}
+          - {cc: 2, param: offset, curve: exponential, smoothing: 0}
+          - {cc: 3, param: walk_speed, curve: logarithmic, invert: true, smoothing: 0}
+          - {cc: 4, param: atlas_x, curve: points, points: [[0, 0], [0.5, 0.9], [1, 1]], smoothing: 0}
+          - {cc: 5, param: path}
+    """)
+    controls = rig.engine.mapping.controls
+    for value in range(128):
+        rig.send(0.0, *[cc(n, value) for n in range(1, 5)])
+        assert [light.value for light in feedback_lights(controls[:4], rig.state)] == [value] * 4
+    for value in (0, 40, 127):
+        rig.send(0.0, cc(5, value))
+        chosen = rig.state.value("path")
+        (light,) = feedback_lights(controls[4:], rig.state)
+        rig.send(0.0, cc(5, 127 - value), cc(5, light.value))  # the light's position picks the same choice
+        assert rig.state.value("path") == chosen
+
+
+def test_feedback_lights_for_buttons_and_pads():
+    rig = Rig("""
+        controls:
+          - {cc: 20, channel: 3, param: record, action: toggle}
+          - {note: 36, param: anchor, action: set, value: 0}
+          - {note: 37, param: anchor, action: set, value: 1}
+          - {cc: 21, param: path, action: step}
+          - {cc14: 1, param: atlas_y}
+    """)
+    controls = rig.engine.mapping.controls
+    assert feedback_lights(controls, rig.state) == [Light(2, "cc", 20, 0), Light(0, "note", 36, 127),
+                                                   Light(0, "note", 37, 0)]
+    rig.send(0.0, cc(20, 127, channel=2), note_on(37))
+    assert feedback_lights(controls, rig.state) == [Light(2, "cc", 20, 127), Light(0, "note", 36, 0),
+                                                   Light(0, "note", 37, 127)]

@@ -11,6 +11,7 @@ import pytest
 from instrument.control import ControlState
 from instrument.events import EventQueue
 from instrument.mapping import MappingEngine
+from instrument.midi.system import close_client
 
 from .helpers import mapping
 
@@ -22,6 +23,12 @@ controls:
   - {cc: 16, relative: twos_complement, param: offset_channel}
   - {pitchbend: true, param: offset, smoothing: 0}
   - {cc: 64, param: freeze, action: hold}
+  - {cc: 20, param: record, action: toggle}
+  - {cc: 21, param: anchor, action: set, value: 7}
+  - {cc: 22, param: pacing, action: toggle}
+  - {cc: 23, param: atlas, action: toggle}
+  - {cc: 24, param: path, action: step}
+  - {cc: 7, param: walk_speed, takeover: pickup, smoothing: 0}
 notes:
   - {notes: 60-72, anchor: 0, behaviour: jump}
 """
@@ -29,7 +36,8 @@ notes:
 
 @pytest.fixture
 def played(jack_server):
-    """(send, engine, state, queue): messages sent on a JACK output port arrive at a real listener."""
+    """(send, engine, state, queue, listener): messages sent on a JACK output port arrive at a real
+    listener."""
     import rtmidi
 
     from instrument.midi.listener import MidiListener
@@ -53,11 +61,11 @@ def played(jack_server):
         while not queue.drain() and time.monotonic() < deadline + 5:
             out.send_message(probe)
             time.sleep(0.02)
-        yield lambda *messages: [out.send_message(m.bytes()) for m in messages], engine, state, queue
+        send = lambda *messages: [out.send_message(m.bytes()) for m in messages]  # noqa: E731
+        yield send, engine, state, queue, listener
     finally:
         listener.stop()
-        out.close_port()
-        out.delete()
+        close_client(out)
 
 
 def run_until(engine, state, queue, condition, timeout=5.0) -> bool:
@@ -74,7 +82,7 @@ def run_until(engine, state, queue, condition, timeout=5.0) -> bool:
 
 
 def test_cc_note_and_pitchbend_through_jack(played):
-    send, engine, state, queue = played
+    send, engine, state, queue, _ = played
     send(mido.Message("control_change", control=74, value=127))
     assert run_until(engine, state, queue, lambda: state.value("noise") == pytest.approx(0.5))
     send(mido.Message("note_on", note=65, velocity=100))
@@ -86,12 +94,51 @@ def test_cc_note_and_pitchbend_through_jack(played):
 
 
 def test_relative_encoder_ticks_are_not_coalesced(played):
-    send, engine, state, queue = played
+    send, engine, state, queue, _ = played
     send(*[mido.Message("control_change", control=16, value=1)] * 10)
     assert run_until(engine, state, queue, lambda: state.value("offset_channel") == 10)
     time.sleep(0.1)
     run_until(engine, state, queue, lambda: False, timeout=0.1)
     assert state.value("offset_channel") == 10
+
+
+def arrived(listener, count: int, before: int) -> bool:
+    """Wait until the listener got ``count`` messages since it had ``before``: they wait in the queue."""
+    deadline = time.monotonic() + 5
+    while listener.received - before < count:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+def test_cc_buttons_pressed_and_released_within_one_drain_act(played):
+    """Record, an anchor pad, pacing, atlas and a step button, each pressed and released before the render
+    thread drains: every press acts (coalesced, only the releases would arrive)."""
+    send, engine, state, queue, listener = played
+    before = listener.received
+    for control in (20, 21, 22, 23, 24):
+        send(mido.Message("control_change", control=control, value=127),
+             mido.Message("control_change", control=control, value=0))
+    assert arrived(listener, 10, before)
+    for event in queue.drain():
+        engine.apply(event)
+    assert state.value("record") is True and state.value("anchor") == 7
+    assert state.value("pacing") is True and state.value("atlas") is True
+    assert state.value("path") != "slerp"
+    actions = [name for name, _ in state.pop_actions()]
+    assert actions == ["record", "anchor", "pacing", "atlas", "path"]
+
+
+def test_pickup_fader_swept_while_the_render_thread_is_busy_takes_hold(played):
+    send, engine, state, queue, listener = played
+    state.set("walk_speed", 0.0, 0.0)
+    before = listener.received
+    send(*[mido.Message("control_change", control=7, value=v) for v in range(124)])
+    assert arrived(listener, 124, before)
+    for event in queue.drain():
+        engine.apply(event)
+    assert state.target("walk_speed") == pytest.approx(4.0 * 123 / 127)
 
 
 def test_learn_command_through_jack(jack_server, tmp_path):
@@ -128,7 +175,6 @@ def test_learn_command_through_jack(jack_server, tmp_path):
     finally:
         stop.set()
         knob.join()
-        out.close_port()
-        out.delete()
+        close_client(out)
     (control,) = load_mapping(target).controls
     assert (control.source, control.number, control.channel, control.param) == ("cc", 74, 3, "noise")

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from support import Sender, wait_for  # noqa: F401 (the MIDI tests import them from here)
 
@@ -52,3 +56,27 @@ def handshake(send: Callable[[list[int]], None], queue: EventQueue, timeout: flo
         time.sleep(0.02)
     time.sleep(0.05)  # handshakes still on their way
     queue.drain()
+
+
+class SenderProcess:
+    """``sender_process.py`` in a process of its own: a controller's program that can be killed."""
+
+    def __init__(self, client: str) -> None:
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+        script = Path(__file__).with_name("sender_process.py")
+        self.process = subprocess.Popen([sys.executable, str(script), client], env=env,
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout.readline().strip() == "ready"
+
+    def send(self, data: list[int]) -> None:
+        self.process.stdin.write(" ".join(map(str, data)) + "\n")
+        self.process.stdin.flush()
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.stdin.close()
+            self.process.wait(10)

@@ -8,7 +8,9 @@ import mido
 import pytest
 
 from instrument.events import EventQueue
-from instrument.midi.listener import MidiListener, base_name, parse_message
+from instrument.midi.listener import MidiListener
+from instrument.midi.messages import parse_message
+from instrument.midi.system import base_name, close_client
 
 from .helpers import Sender, collect, handshake, wait_for
 
@@ -43,8 +45,7 @@ def test_virtual_port_receives_from_another_client(jack_server):
             out.send_message([0xC0, 5])
             events = collect(queue, 1)
         finally:
-            out.close_port()
-            out.delete()
+            close_client(out)
     assert events[0].message == mido.Message("program_change", program=5)
     assert events[0].source == name
 
