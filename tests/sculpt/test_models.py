@@ -148,3 +148,22 @@ def test_hub_repo_from_the_cache_offline(tmp_path):
     assert torch.equal(unet_output(model.unet), unet_output(tiny_unet("sd15")))
     book = PromptBook(model.text, tmp_path / "prompts")
     assert book.embedding("a marble statue").shape == (77, 64)
+
+
+def test_the_instruments_latents_are_what_the_unet_denoises(models):
+    """The decoder family's diffusion space is the space diffusers' img2img hands the UNet: the VAE's latent
+    mean times its scaling_factor (0.18215 for SD 1.x and 2.x, SD-Turbo's too)."""
+    from diffusers import AutoencoderKL
+
+    from instrument.decoders import get_family, load_autoencoder
+
+    model = load_sculpt_model(str(models / "tiny-turbo"), device="cpu")
+    ae = load_autoencoder(str(models / "tiny-turbo"), device="cpu")  # the same pipeline folder: its vae/
+    vae = AutoencoderKL.from_pretrained(str(models / "tiny-turbo"), subfolder="vae")
+    assert ae.family == model.family == get_family("sd15")
+    assert vae.config.scaling_factor == pytest.approx(ae.family.scale) == pytest.approx(0.18215)
+    image = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        unet_space = vae.encode(image * 2 - 1).latent_dist.mean * vae.config.scaling_factor
+    assert torch.allclose(ae.encode(image), unet_space, atol=1e-5)
+    Sculptor(model, tuple(unet_space.shape[1:]), family=ae.family, options=SculptOptions())  # accepted

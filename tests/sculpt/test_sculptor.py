@@ -52,7 +52,7 @@ def test_strength_zero_returns_the_input_itself(turbo, tmp_path, options):
         sculptor.close()
 
 
-@pytest.mark.parametrize("steps", [1, 3, 8])
+@pytest.mark.parametrize("steps", [1, 3, pytest.param(8, marks=pytest.mark.slow)])
 def test_k_steps_give_k_snapshots(turbo, tmp_path, steps):
     calls = count_calls(turbo.unet)
     sculptor = Sculptor(turbo, SHAPE, options=SYNC, prompt_cache_dir=tmp_path)
