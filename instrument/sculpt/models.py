@@ -94,18 +94,17 @@ def load_sculpt_model(
         else:
             parts = load_pipeline_folder(fetch_pipeline(repo, revision, offline), "hub", name=repo)
     unet, schedule, scheduler_class, text, label = parts
+    found = unet_family(unet, family, source)
     if lora:
-        lora_file = fuse_lora(unet, lora, offline)
-        label += f" + LoRA {lora_file.name}"
+        label += f" + LoRA {fuse_lora(unet, lora, offline).name}"
     names = f"{source} {lora or ''}".lower()
     lcm = scheduler_class == "LCMScheduler" or "lcm" in names
     # (nn.Module.to: diffusers' own override warns about fp32 modules even when a model has none)
     nn.Module.to(unet.eval().requires_grad_(False), device, dtype)
     model = SculptModel(
-        unet=unet, schedule=schedule,
-        sampler="lcm" if lcm else "ddim", distilled=lcm or any(w in names for w in DISTILLED_HINTS),
-        family=unet_family(unet, family, source), text=text, label=label, source=source, device=device,
-        dtype=dtype,
+        unet=unet, schedule=schedule, sampler="lcm" if lcm else "ddim",
+        distilled=lcm or any(word in names for word in DISTILLED_HINTS), family=found, text=text, label=label,
+        source=source, device=device, dtype=dtype,
     )  # fmt: skip
     log.info("sculpt model: %s (%s sampler%s)", label, model.sampler, ", distilled" * model.distilled)
     return model
