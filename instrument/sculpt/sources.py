@@ -80,6 +80,8 @@ def load_pipeline_folder(folder: Path, origin: str, name: str | None = None) -> 
     scheduler = read_json(folder / "scheduler" / "scheduler_config.json")
     schedule = schedule_from(scheduler, folder / "scheduler" / "scheduler_config.json")
     text_config = read_json(text_dir / "config.json")
+    if not text_config.get("hidden_size"):
+        raise ModelLoadError(f"{text_dir}/config.json: no hidden_size; not a CLIP text encoder config")
     encoder_file, encoder_variant = weights_file(text_dir, "model")
     try:
         tokenizer = CLIPTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
@@ -87,12 +89,13 @@ def load_pipeline_folder(folder: Path, origin: str, name: str | None = None) -> 
         raise ModelLoadError(f"{tokenizer_dir}: could not load the tokenizer: {e}") from None
 
     def load_encoder() -> nn.Module:
+        from safetensors import SafetensorError
         from transformers import CLIPTextModel
 
         try:
             return CLIPTextModel.from_pretrained(str(text_dir), variant=encoder_variant,
                                                  local_files_only=True)
-        except (OSError, ValueError, RuntimeError) as e:
+        except (OSError, ValueError, RuntimeError, SafetensorError) as e:
             detail = " ".join(str(e).split())[:300]
             raise ModelLoadError(f"{encoder_file}: could not load the text encoder: {detail}") from None
 
@@ -100,7 +103,7 @@ def load_pipeline_folder(folder: Path, origin: str, name: str | None = None) -> 
         identity=file_identity(encoder_file),
         special_ids=(tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id),
         length=int(text_config.get("max_position_embeddings", 77)),
-        hidden_size=int(text_config["hidden_size"]),
+        hidden_size=int(text_config.get("hidden_size", 0)),
         load_tokenizer=lambda: tokenizer, load_encoder=load_encoder,
     )  # fmt: skip
     label = f"{name or folder.name} ({origin})"

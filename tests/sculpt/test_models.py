@@ -167,3 +167,15 @@ def test_the_instruments_latents_are_what_the_unet_denoises(models):
         unet_space = vae.encode(image * 2 - 1).latent_dist.mean * vae.config.scaling_factor
     assert torch.allclose(ae.encode(image), unet_space, atol=1e-5)
     Sculptor(model, tuple(unet_space.shape[1:]), family=ae.family, options=SculptOptions())  # accepted
+
+
+def test_a_broken_text_encoder_is_named_at_the_first_prompt(models, tmp_path):
+    """The encoder loads when a text's embedding is not cached yet: that is when its error comes."""
+    folder = shutil.copytree(models / "tiny-turbo", tmp_path / "broken-encoder")
+    weights = folder / "text_encoder" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:5000])
+    sculptor = Sculptor(load_sculpt_model(str(folder), device="cpu"), SHAPE, options=SculptOptions(),
+                        prompt_cache_dir=tmp_path / "prompts")
+    settings = SculptSettings(strength=0.5, prompts=("a marble statue",))
+    message = one_line_error("could not load the text encoder", sculptor, torch.zeros(SHAPE), settings)
+    assert str(weights) in message
