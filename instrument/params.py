@@ -63,6 +63,18 @@ PARAMS: dict[str, Param] = {
         Param("atlas_x", "continuous", 0.5, "atlas cursor, left to right"),
         Param("atlas_y", "continuous", 0.5, "atlas cursor, top to bottom"),
         Param("pacing", "toggle", False, "re-time paths so the picture changes at a constant rate"),
+        # Sculpting: a few UNet steps between the played latent and the decoder (instrument.sculpt).
+        Param("sculpt", "continuous", 0.0, "sculpting strength: how much noise the UNet steps start from "
+              "(0 = off, the latent as played; 1 = from the noise alone)"),
+        Param("steps", "integer", 1, "sculpting steps (UNet calls per frame)", low=1, high=8),
+        Param("step_view", "integer", 0, "which sculpting step the screen shows: 0 = the result, "
+              "1..8 = that step's predicted picture", low=0, high=8),
+        Param("noise_seed", "integer", 0, "seed of the sculpting noise", low=0, high=127),
+        Param("noise_mix", "continuous", 0.0, "drifts the sculpting noise from noise_seed's toward the next "
+              "seed's"),
+        Param("prompt_mix", "continuous", 0.0, "position along the prompt anchors, 0 = first, 1 = last"),
+        Param("guidance", "continuous", 1.0, "prompt guidance for models that need it (1 = off; SD-Turbo and "
+              "LCM ignore it)", low=1.0, high=12.0),
         # Rendering and the session.
         Param("decoder", "choice", "fast", "which decoder renders live frames", choices=DECODERS),
         Param("tempo", "continuous", 120.0, "beats per minute when no MIDI clock runs", low=20.0, high=300.0),

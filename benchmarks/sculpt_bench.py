@@ -1,0 +1,210 @@
+"""Sculpt stage speed: the plain diffusers loop against ``instrument.sculpt.Sculptor``, per frame.
+
+Random weights of the real UNet architectures (SD-Turbo = SD 2.1, and SD 1.5; timing does not depend on weight
+values, nothing is downloaded), img2img at strength 1 (every step runs), the empty prompt, guidance off. Rows:
+
+- ``diffusers``: the UNet called eagerly with diffusers' EulerDiscreteScheduler (trailing spacing, as
+  SD-Turbo's), the loop of StableDiffusionImg2ImgPipeline without the VAE and text encoder: the baseline.
+- ``eager`` / ``eager-cl``: the Sculptor without compilation (``-cl``: channels_last UNet).
+- ``compiled`` / ``compiled-cl``: torch.compile, and on CUDA our CUDA graph of one step (the GPU default).
+- ``batch4``: the compiled path (eager on a CPU) with 4 frames in one UNet call per step, time per frame.
+
+A row is the wall time of a whole frame (``begin`` + ``finish``, device work done), median and p90 over
+``--repeats`` frames, and the UNet call's share. Writes ``<out>/sculpt-<device>[-tiny].md`` and ``.json``.
+
+    python benchmarks/sculpt_bench.py                                # CUDA: 512x512 fp16, every path
+    python benchmarks/sculpt_bench.py --device cpu --archs sd21 --steps 1 --repeats 3     # CPU, 256x256 fp32
+    python benchmarks/sculpt_bench.py --device cpu --tiny            # a smoke test: small UNets, seconds
+
+Needs only torch, diffusers and transformers (and this repository on PYTHONPATH).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from instrument.devices import resolve_device  # noqa: E402
+from instrument.sculpt import SculptOptions, Sculptor, SculptSettings  # noqa: E402
+from instrument.sculpt.models import random_sculpt_model  # noqa: E402
+
+PATHS = ("diffusers", "eager", "eager-cl", "compiled", "compiled-cl", "batch4")
+ARCH_NAMES = {"sd21": "SD-Turbo (SD 2.1)", "sd15": "SD 1.5"}
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def timed(frame, repeats: int, device: torch.device) -> tuple[float, list[float]]:
+    """(seconds of the first call: compilation, capture; wall ms of each of ``repeats`` later calls)."""
+    began = time.perf_counter()
+    frame()
+    sync(device)
+    first = time.perf_counter() - began
+    frame()  # (a second warm-up: the CUDA graph's first replay, cuDNN's choices)
+    times = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        frame()
+        sync(device)
+        times.append((time.perf_counter() - began) * 1000)
+    return first, times
+
+
+def diffusers_frame(model, latent: torch.Tensor, steps: int):
+    """The plain diffusers img2img loop at strength 1 (what the Sculptor replaces)."""
+    from diffusers import EulerDiscreteScheduler
+
+    scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                                       timestep_spacing="trailing")
+    emb = torch.zeros(1, model.text.length, model.text.hidden_size, device=latent.device, dtype=model.dtype)
+    noise = torch.randn_like(latent)
+
+    def frame():
+        with torch.no_grad():
+            scheduler.set_timesteps(steps, device=latent.device)
+            x = scheduler.add_noise(latent, noise, scheduler.timesteps[:1])
+            for t in scheduler.timesteps:
+                sample = scheduler.scale_model_input(x, t).to(model.dtype)
+                out = model.unet(sample, t, encoder_hidden_states=emb, return_dict=False)[0]
+                x = scheduler.step(out.float(), t, x).prev_sample
+            return x
+
+    return frame
+
+
+def sculptor_frame(model, latent: torch.Tensor, steps: int, path: str, cache: Path):
+    device = latent.device
+    compiled = path.startswith("compiled") or (path == "batch4" and device.type == "cuda")
+    graphs = compiled and device.type == "cuda"
+    options = SculptOptions(compile="default" if compiled else "off", cuda_graphs=graphs,
+                            channels_last=path.endswith("-cl"))
+    sculptor = Sculptor(model, tuple(latent.shape[1:]), options=options, prompt_cache_dir=cache)
+    frames = latent.expand(4, -1, -1, -1).clone() if path == "batch4" else latent[0]
+    settings = SculptSettings(strength=1.0, steps=steps)
+    return sculptor, lambda: sculptor.finish(sculptor.begin(frames, settings))
+
+
+def run_row(model, arch: str, path: str, steps: int, args, cache: Path) -> dict:
+    device, size = model.device, args.size
+    latent = torch.randn(1, 4, size // 8, size // 8, device=device)
+    model.unet.to(memory_format=torch.contiguous_format)
+    torch._dynamo.reset()
+    sculptor = None
+    if path == "diffusers":
+        frame = diffusers_frame(model, latent, steps)
+    else:
+        sculptor, frame = sculptor_frame(model, latent, steps, path, cache)
+    first, times = timed(frame, args.repeats, device)
+    batch = 4 if path == "batch4" else 1
+    ms = statistics.median(times) / batch
+    row = {"arch": arch, "path": path, "steps": steps, "batch": batch, "ms_per_frame": round(ms, 3),
+           "p90_ms_per_frame": round(sorted(times)[math.ceil(0.9 * (len(times) - 1))] / batch, 3),
+           "frames_per_s": round(1000 / ms, 1), "ms_per_unet_call": round(ms * batch / steps, 3),
+           "first_call_s": round(first, 1), "repeats": len(times)}  # fmt: skip
+    if sculptor is not None:
+        row["device_ms_per_frame"] = round(sculptor.device_seconds * 1000 / batch, 3)
+        sculptor.close()
+    return row
+
+
+def machine(device: torch.device) -> dict:
+    info = {"host": platform.node(), "cpu": platform.processor() or platform.machine(),
+            "python": platform.python_version(), "torch": torch.__version__, "device": device.type}
+    with contextlib.suppress(OSError, StopIteration):
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        info["cpu"] = next(line.split(":", 1)[1].strip() for line in lines if "model name" in line)
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    import diffusers
+    import transformers
+
+    info.update(diffusers=diffusers.__version__, transformers=transformers.__version__,
+                threads=torch.get_num_threads())  # fmt: skip
+    return info
+
+
+def write(rows: list[dict], info: dict, args, out: Path) -> None:
+    for row in rows:
+        base = next((r for r in rows if r["path"] == "diffusers" and r["arch"] == row["arch"]
+                     and r["steps"] == row["steps"]), None)  # fmt: skip
+        row["speedup_vs_diffusers"] = round(base["ms_per_frame"] / row["ms_per_frame"], 2) if base else None
+    stem = f"sculpt-{info['device']}{'-tiny' if args.tiny else ''}"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps({"machine": info, "rows": rows}, indent=1))
+    where = info.get("gpu") or info["cpu"]
+    lines = [f"# Sculpt stage, {where}", "",
+             f"{info['device']} {info['dtype']} {info['size']}x{info['size']}, random weights"
+             f"{' (tiny UNets: a smoke test, not real timings)' * args.tiny}, strength 1, empty prompt; "
+             f"torch {info['torch']}, diffusers {info['diffusers']}, host {info['host']}. Written by "
+             "benchmarks/sculpt_bench.py; compare rows of this run only.", "",
+             "| model | path | steps | batch | ms/frame | p90 | frames/s | ms/UNet call | device ms | "
+             "vs diffusers | first call s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in rows:
+        speedup = f"{r['speedup_vs_diffusers']}x" if r["speedup_vs_diffusers"] else ""
+        cells = [ARCH_NAMES[r["arch"]], r["path"], r["steps"], r["batch"], r["ms_per_frame"],
+                 r["p90_ms_per_frame"], r["frames_per_s"], r["ms_per_unet_call"],
+                 r.get("device_ms_per_frame", ""), speedup, r["first_call_s"]]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines[4:]))
+    print(f"wrote {out / stem}.md and .json")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--size", type=int, default=0, help="pixels per side (default: 512 GPU, 256 CPU)")
+    ap.add_argument("--archs", default="sd21,sd15")
+    ap.add_argument("--steps", default="1,4")
+    ap.add_argument("--paths", default="", help=f"of {','.join(PATHS)} (default: all on a GPU, "
+                                                "diffusers,eager,batch4 on a CPU)")
+    ap.add_argument("--repeats", type=int, default=0,
+                    help="frames timed per row (default: 50 GPU, 5 CPU, 2 tiny)")
+    ap.add_argument("--tiny", action="store_true", help="small UNets at 64x64: a smoke test")
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    args = ap.parse_args()
+    device = resolve_device(args.device)
+    gpu = device.type != "cpu"
+    args.size = args.size or (64 if args.tiny else 512 if gpu else 256)
+    args.repeats = args.repeats or (2 if args.tiny else 50 if gpu else 5)
+    paths = args.paths.split(",") if args.paths else list(PATHS if gpu else ("diffusers", "eager", "batch4"))
+    if unknown := set(paths) - set(PATHS):
+        ap.error(f"unknown paths {sorted(unknown)}; known: {', '.join(PATHS)}")
+    torch.backends.cudnn.benchmark = gpu
+    rows: list[dict] = []
+    info = {**machine(device), "dtype": "fp16" if gpu else "fp32", "size": args.size}
+    print(info, flush=True)
+    with tempfile.TemporaryDirectory() as cache:
+        for arch in args.archs.split(","):
+            model = random_sculpt_model(arch, device=device, tiny=args.tiny)
+            for steps in (int(s) for s in args.steps.split(",")):
+                for path in paths:
+                    row = run_row(model, arch, path, steps, args, Path(cache))
+                    rows.append(row)
+                    print(json.dumps(row), flush=True)
+            del model
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+    write(rows, info, args, Path(args.out))
+
+
+if __name__ == "__main__":
+    main()
