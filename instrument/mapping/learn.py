@@ -95,7 +95,10 @@ def bind(mapping: Mapping, d: Detected, param: str) -> Mapping:
     kept = [c for c in mapping.controls if not any(c is o for o in old)]
     controls = tuple(kept[:at] + [new] + kept[at:])
     notes = _split_notes(mapping.notes, d) if d.source == "note" else mapping.notes
-    text = edit_entries(mapping.text or dump_mapping(mapping, HEADER), mapping, controls, notes)
+    try:
+        text = edit_entries(mapping.text or dump_mapping(mapping, HEADER), mapping, controls, notes)
+    except ValueError:  # a file only the mapping loader reads: written out whole (its comments are lost)
+        text = dump_mapping(replace(mapping, controls=controls, notes=notes), HEADER)
     result, errors = parse_mapping(text, mapping.path or "learned.yaml")
     if errors:
         raise MappingError("learn", 0, param, f"{d.describe()} cannot drive {param}: {errors[0].message}")
@@ -235,18 +238,24 @@ class LearnDialogue:
                 return
         replaced = self._replacing(found)
         try:
-            self.mapping = bind(self.mapping, found, target)
+            mapping = bind(self.mapping, found, target)
         except MappingError as err:
             self.console.say(f"{err.message}; try another control.")
             return
+        if replaced:
+            self.console.say(f"{found.describe()} was used by {replaced}: this replaces it.")
+        try:
+            save_mapping(mapping, self.output, header=HEADER)
+        except OSError as err:  # a read-only folder, a full disk: say so and stop, nothing half-written
+            self.console.say(f"Could not save {self.output}: {err.strerror or err}; choose another file "
+                             "with -o.")
+            raise _Finished from None
+        self.mapping = replace(mapping, path=str(self.output))
         if self.pending:
             self.pending.pop(0)
-        new = next(c for c in self.mapping.controls if clash(c, control_for(found, "position")))
-        what = _control_words(new)
-        save_mapping(self.mapping, self.output, header=HEADER)
-        self.mapping = replace(self.mapping, path=str(self.output))
-        self.learned.append(Learned(what, found.describe(), replaced))
-        self.console.say(f"{what} <- {found.describe()}; saved {self.output}")
+        new = next(c for c in mapping.controls if clash(c, control_for(found, "position")))
+        self.learned.append(Learned(_control_words(new), found.describe(), replaced))
+        self.console.say(f"{_control_words(new)} <- {found.describe()}; saved {self.output}")
 
     def _wait(self, target: str | None) -> Detected:
         """The next control moved (q typed, or ``timeout`` without one: _Finished)."""
@@ -287,7 +296,7 @@ class LearnDialogue:
                 self.console.say(str(err))
 
     def _replacing(self, found: Detected) -> str:
-        """Say what the base mapping did with this control, which the binding replaces; "" if nothing."""
+        """What the mapping does with this control now, which binding it replaces; "" if nothing."""
         words = []
         for c in replaced_by(self.mapping, found):
             where = f"line {c.line}" + (f", {c.label}" if c.label else "")
@@ -295,8 +304,6 @@ class LearnDialogue:
         if found.source == "note":
             words += [f"notes {r.low}-{r.high} (line {r.line})" for r in self.mapping.notes
                       if r.low <= (found.number or 0) <= r.high]
-        if words:
-            self.console.say(f"{found.describe()} was used by {'; '.join(words)}: this replaces it.")
         return "; ".join(words)
 
     def summary(self) -> str:

@@ -314,6 +314,8 @@ def _key_name(e: Entry) -> str:
     if not (len(name) == 1 and name.isprintable()) and name not in NAMED_KEYS:
         hint = suggest(name, NAMED_KEYS) or (": a single character, or a name like space, return, escape, "
                                              "up, f1 (see mappings/README.md)")
+        if isinstance(k, bool):
+            hint = " (YAML reads yes, no, on and off as true or false: put the key in quotes)"
         raise e.error("key", f"{show(k)} is not a key name{hint}")
     return name
 

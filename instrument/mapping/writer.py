@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import ruamel.yaml
 import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -212,8 +213,14 @@ def edit_entries(text: str, old: Mapping, controls: tuple[Control, ...], notes: 
     """``text`` (the file ``old`` was read from) with its controls and notes made ``controls`` and ``notes``.
 
     Entries of ``old`` that are kept (the same objects) stay as written, comments and all; new entries are
-    written one per line, defaults left out, where they stand in the new tuples."""
-    doc, indent, offset = load_yaml_guess_indent(text)
+    written one per line, defaults left out, where they stand in the new tuples. ValueError if the round-trip
+    loader (YAML 1.2) cannot read what the mapping loader (YAML 1.1) read."""
+    try:
+        doc, indent, offset = load_yaml_guess_indent(text)
+    except ruamel.yaml.YAMLError as err:
+        raise ValueError(f"cannot edit this file in place: {err}") from None
+    if not isinstance(doc, CommentedMap):
+        raise ValueError("cannot edit this file in place: not a mapping of keys")
     writer = YAML()
     writer.indent(mapping=2, sequence=indent or 4, offset=2 if offset is None else offset)
     writer.width = 1 << 16  # one entry per line, however long

@@ -222,3 +222,14 @@ def test_ctrl_c_ends_with_what_was_learned(tmp_path):
     assert "Stopped (Ctrl-C)." in "\n".join(talk.said)
     assert learn.summary().startswith(f"Learned 1 control, saved in {out}:")
     assert load_mapping(out).controls[0].param == "noise"
+
+
+def test_a_failed_save_is_said_and_ends_learn(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")  # the output's folder is a file: saving fails as on a read-only or full disk
+    script = Script([[], events([cc(74, v) for v in range(10, 40)])])
+    talk = Talk(["noise"])
+    learn = dialogue(script, talk, Mapping(), blocker / "x.yaml")
+    learn.run()
+    assert any(line.startswith(f"Could not save {blocker / 'x.yaml'}") for line in talk.said)
+    assert learn.summary() == "Nothing learned; nothing written."
