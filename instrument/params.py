@@ -86,14 +86,3 @@ PARAMS: dict[str, Param] = {
     ]
 }
 
-
-def get_param(name: str) -> Param:
-    """The parameter called ``name``; a KeyError listing the nearest names otherwise."""
-    try:
-        return PARAMS[name]
-    except KeyError:
-        import difflib
-
-        near = difflib.get_close_matches(name, PARAMS, n=3)
-        hint = f" (did you mean {', '.join(near)}?)" if near else ""
-        raise KeyError(f"unknown parameter {name!r}{hint}") from None

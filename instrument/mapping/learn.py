@@ -1,210 +1,105 @@
 """MIDI learn: move a control, choose a parameter, get a mapping file.
 
-``Detector`` watches control events and says which control the player moved: a CC (absolute, or a relative
-encoder recognised by its values clustering around 1/127, 63/65 or 1/65), a 14-bit pair (CC n and n + 32
-moving together), an NRPN, pitch bend, aftertouch, a note or a program change. A control that only wobbles
-by a step or two (a worn pot, a fader resting between values) is jitter and is ignored.
-
-Two ways in:
-
-- ``latent-instrument learn``: a terminal prompt. Each round waits for a moved control, then asks for the
-  parameter by number or name (``--assign noise --assign speed`` answers in advance; answers can also come
-  on stdin, which the tests use). The file is saved after every binding.
-- ``LearnSession``: the same while playing, driven by the render thread: ``start(param)``, then every
-  drained event goes to ``feed`` (and ``poll(now)`` once a frame); the first control moved is bound to
-  ``param``, the updated Mapping is returned (and saved) for ``engine.mapping = ...``.
+``latent-instrument learn`` is a terminal dialogue (``LearnDialogue``): each round waits for a moved control
+(``instrument.mapping.detect``; ``q`` finishes), then asks for the parameter by number or name (``--assign
+noise --assign speed`` answers in advance; answers can also come on stdin). The file is saved after every
+binding, written into the base mapping's text with its comments kept; a control the base already used is
+replaced, and said so. Ctrl-C ends it with a summary of what was learned.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-
-import mido
+from typing import TextIO
 
 from instrument.events import ControlEvent, EventQueue
-from instrument.mapping.loader import (
-    DEFAULT_SMOOTHING,
-    clash,
-    default_action,
-    load_mapping,
-    parse_mapping,
-    preset_path,
-    suggest,
-)
-from instrument.mapping.model import Control, Mapping, MappingError, NoteRange
-from instrument.mapping.writer import dump_mapping, save_mapping
+from instrument.mapping.detect import SETTLE, Detected, Detector
+from instrument.mapping.fields import suggest
+from instrument.mapping.loader import clash, load_mapping, parse_mapping
+from instrument.mapping.model import DEFAULT_SMOOTHING, Control, Mapping, MappingError, NoteRange
+from instrument.mapping.presets import preset_path
+from instrument.mapping.sections import default_action
+from instrument.mapping.writer import dump_mapping, edit_entries, save_mapping
 from instrument.params import PARAMS
 
-SETTLE = 0.3  # seconds of movement to watch before deciding what a CC is
-WINDOW = 2.0  # events older than this are forgotten (an old wobble does not add up with a new one)
-JITTER = 2  # a CC whose values stay within this many steps is jitter
-
-_TWOS = set(range(1, 16)) | set(range(113, 128))
-_OFFSET = set(range(49, 80)) - {64}
-_SIGN = set(range(1, 16)) | set(range(65, 80))
-
-
-@dataclass(frozen=True)
-class Detected:
-    """A control the player moved: ``source`` and numbers as in ``Control``; ``relative`` for encoders."""
-
-    source: str
-    number: int | None = None
-    lsb: int | None = None
-    channel: int | None = None
-    relative: str | None = None
-
-    def describe(self) -> str:
-        kind = f" ({self.relative} encoder)" if self.relative else ""
-        return Control(self.source, "position", self.number, self.lsb, self.channel).describe() + kind
-
-
-def classify_cc(values: list[int]) -> str | None:
-    """What a run of one CC's values looks like: "absolute", a relative mode, or None (jitter, too few)."""
-    if not values:
-        return None
-    distinct = set(values)
-    repeats = len(values) >= 3 and len(distinct) <= max(2, len(values) // 2)
-    if repeats and distinct <= _OFFSET:
-        return "offset_binary"  # 65, 66 alone: offset binary turning up (or sign bit turning down)
-    if repeats and distinct <= _TWOS:
-        return "twos_complement"  # 1, 2 alone could be sign bit too; two's complement is the commoner
-    if repeats and distinct <= _SIGN and distinct & set(range(65, 80)):
-        return "sign_bit"
-    if max(values) - min(values) > JITTER or (distinct <= {0, 127} and 127 in distinct):
-        return "absolute"  # a knob that really moved, or a button (127 pressed, 0 released)
-    return None
-
-
-class Detector:
-    """Collects control events and names the control that moved most clearly."""
-
-    def __init__(self, settle: float = SETTLE) -> None:
-        self.settle = settle
-        self._events: list[ControlEvent] = []
-
-    def reset(self) -> None:
-        self._events.clear()
-
-    def feed(self, event: ControlEvent) -> Detected | None:
-        msg = event.message
-        if not isinstance(msg, mido.Message) or msg.type not in (
-                "control_change", "pitchwheel", "aftertouch", "polytouch", "note_on", "program_change"):
-            return None
-        if msg.type == "note_on" and msg.velocity > 0:
-            return Detected("note", msg.note, channel=msg.channel)
-        if msg.type == "program_change":
-            return Detected("program", channel=msg.channel)
-        self._events.append(event)
-        return self.decide(event.time, final=False)
-
-    def decide(self, now: float, final: bool = True) -> Detected | None:
-        """The moved control, once it has moved for ``settle`` seconds (or a clear burst of messages)."""
-        self._events = [e for e in self._events if now - e.time <= WINDOW]
-        if not self._events:
-            return None
-        first = self._events[0].time
-        runs: dict[tuple, list[int]] = {}
-        for e in self._events:
-            m = e.message
-            key = {"control_change": ("cc", m.channel, getattr(m, "control", None)),
-                   "pitchwheel": ("pitchbend", m.channel, None),
-                   "aftertouch": ("aftertouch", m.channel, None),
-                   "polytouch": ("polytouch", m.channel, getattr(m, "note", None))}.get(m.type)
-            if key is not None:
-                runs.setdefault(key, []).append(
-                    m.pitch if m.type == "pitchwheel" else m.value)  # type: ignore[union-attr]
-        enough = now - first >= self.settle or max(len(v) for v in runs.values()) >= 12
-        if not enough and not final:
-            return None
-        found = self._nrpn(runs) or self._pairs(runs)
-        if found:
-            return found
-        best: tuple[int, Detected] | None = None
-        for (kind, channel, number), values in runs.items():
-            if kind == "cc":
-                mode = classify_cc(values)
-                if mode is None:
-                    continue
-                d = Detected("cc", number, channel=channel, relative=None if mode == "absolute" else mode)
-            elif kind == "pitchbend":
-                if max(values) - min(values) < 512:
-                    continue
-                d = Detected("pitchbend", channel=channel)
-            else:
-                if max(values) - min(values) <= JITTER:
-                    continue
-                d = Detected(kind, number, channel=channel)
-            if best is None or len(values) > best[0]:
-                best = (len(values), d)
-        return best[1] if best else None
-
-    @staticmethod
-    def _nrpn(runs: dict[tuple, list[int]]) -> Detected | None:
-        for (kind, channel, number), values in runs.items():
-            if kind == "cc" and number == 99 and ("cc", channel, 98) in runs and any(
-                    ("cc", channel, n) in runs for n in (6, 38, 96, 97)):
-                return Detected("nrpn", values[-1] * 128 + runs[("cc", channel, 98)][-1], channel=channel)
-        return None
-
-    @staticmethod
-    def _pairs(runs: dict[tuple, list[int]]) -> Detected | None:
-        for (kind, channel, number), _ in runs.items():
-            if kind == "cc" and number is not None and number < 32 and ("cc", channel, number + 32) in runs:
-                return Detected("cc14", number, number + 32, channel=channel)
-        return None
-
-
-HEADER = "Written by latent-instrument learn. Edit freely (see mappings/README.md); comments are not\n" \
-         "kept when learn saves this file again."
+HEADER = "Written by latent-instrument learn. Edit freely (see mappings/README.md): learn keeps comments\n" \
+         "when it saves this file again."
 
 
 # --- binding ---------------------------------------------------------------------------------------------
-def control_for(d: Detected, param: str) -> Control:
-    """A new control for ``d`` driving ``param`` with the usual settings (channel as detected)."""
+def note_anchor(mapping: Mapping, note: int, channel: int | None) -> int:
+    """The anchor a pad learned for ``anchor`` selects: the one the note selects in the mapping's note
+    ranges; else the first anchor no other control sets (pads learned in turn get anchors in turn)."""
+    for r in mapping.notes:
+        if r.low <= note <= r.high and (r.channel is None or channel is None or r.channel == channel):
+            return r.anchor + note - r.low
+    taken = {c.value for c in mapping.controls if c.param == "anchor" and c.action == "set"}
+    return next((i for i in range(128) if i not in taken), 0)
+
+
+def control_for(d: Detected, param: str, mapping: Mapping | None = None) -> Control:
+    """A new control for ``d`` driving ``param`` with the usual settings (channel as detected). A pad (a
+    note) for ``anchor`` selects its own anchor (``note_anchor``); for another number or choice it steps."""
     p = PARAMS[param]
-    action = default_action(p)
-    if d.source == "note" and p.kind in ("integer", "choice"):
-        action = "step"  # a pad steps through anchors, banks, path kinds
+    action, value = default_action(p), None
+    if d.source == "note" and param == "anchor":
+        action, value = "set", note_anchor(mapping or Mapping(), d.number or 0, d.channel)
+    elif d.source == "note" and p.kind in ("integer", "choice"):
+        action = "step"  # a pad steps through banks, path kinds
     relative = d.relative if p.kind in ("continuous", "integer", "choice") else None
-    low, high = float(p.low), float(p.high)
     smoothing = DEFAULT_SMOOTHING if p.kind == "continuous" and action == "follow" else 0.0
     return Control(source=d.source, param=param, number=d.number, lsb=d.lsb,
-                   channel=d.channel if d.source != "program" else None, low=low, high=high,
-                   smoothing=smoothing, relative=relative, action=action)
+                   channel=d.channel if d.source != "program" else None, low=float(p.low), high=float(p.high),
+                   smoothing=smoothing, relative=relative, action=action, value=value)
+
+
+def replaced_by(mapping: Mapping, d: Detected) -> list[Control]:
+    """The controls of ``mapping`` that the control ``d`` would replace (they answer the same message)."""
+    probe = control_for(d, "position")
+    return [c for c in mapping.controls if clash(c, probe)]
+
+
+def _split_notes(notes: tuple[NoteRange, ...], d: Detected) -> tuple[NoteRange, ...]:
+    """The note ranges with ``d``'s note taken out (a range is split around it)."""
+    n = d.number or 0
+    out: list[NoteRange] = []
+    for r in notes:
+        if not (r.low <= n <= r.high and (r.channel is None or d.channel is None or r.channel == d.channel)):
+            out.append(r)
+            continue
+        if r.low < n:
+            out.append(replace(r, high=n - 1))
+        if n < r.high:
+            out.append(replace(r, low=n + 1, anchor=r.anchor + n + 1 - r.low))
+    return tuple(out)
 
 
 def bind(mapping: Mapping, d: Detected, param: str) -> Mapping:
-    """``mapping`` with ``d`` driving ``param``: entries using the same control are replaced, and a note
-    learned as a button is taken out of any note range (the range is split around it). MappingError when
-    the pair makes no sense (a program change cannot drive ``noise``): the result always loads back."""
+    """``mapping`` with ``d`` driving ``param``. The entry it replaces (the same control) gives up its
+    place and its label (the control's name on the controller); a note learned as a button is taken out
+    of its note range. The text is edited, not rewritten: comments stay. MappingError when the pair makes no
+    sense (a program change cannot drive ``noise``): the result always loads back."""
     if param not in PARAMS:
         raise KeyError(f"unknown parameter {param!r}")
-    new = control_for(d, param)
-    controls = tuple(c for c in mapping.controls if not clash(c, new)) + (new,)
-    notes = mapping.notes
-    if d.source == "note":
-        split: list[NoteRange] = []
-        for r in notes:
-            hit = r.low <= (d.number or 0) <= r.high and (r.channel is None or d.channel is None
-                                                          or r.channel == d.channel)
-            if not hit:
-                split.append(r)
-                continue
-            n = d.number or 0
-            if r.low < n:
-                split.append(replace(r, high=n - 1))
-            if n < r.high:
-                split.append(replace(r, low=n + 1, anchor=r.anchor + n + 1 - r.low))
-        notes = tuple(split)
-    # Read back what learn would write: the result always loads, and its ``text`` is the new file.
-    result, errors = parse_mapping(dump_mapping(replace(mapping, controls=controls, notes=notes), HEADER),
-                                   mapping.path or "learned.yaml")
+    old = replaced_by(mapping, d)
+    new = control_for(d, param, mapping)
+    if old and old[0].label:
+        new = replace(new, label=old[0].label)
+    at = next((i for i, c in enumerate(mapping.controls) if c is old[0]), 0) if old else len(mapping.controls)
+    kept = [c for c in mapping.controls if not any(c is o for o in old)]
+    controls = tuple(kept[:at] + [new] + kept[at:])
+    notes = _split_notes(mapping.notes, d) if d.source == "note" else mapping.notes
+    try:
+        text = edit_entries(mapping.text or dump_mapping(mapping, HEADER), mapping, controls, notes)
+    except ValueError:  # a file only the mapping loader reads: written out whole (its comments are lost)
+        text = dump_mapping(replace(mapping, controls=controls, notes=notes), HEADER)
+    result, errors = parse_mapping(text, mapping.path or "learned.yaml")
     if errors:
         raise MappingError("learn", 0, param, f"{d.describe()} cannot drive {param}: {errors[0].message}")
     assert result is not None
@@ -217,72 +112,7 @@ def learned_path(path: str | Path) -> Path:
     return path if path.stem.endswith("-learned") else path.with_name(f"{path.stem}-learned.yaml")
 
 
-class LearnSession:
-    """MIDI learn while playing. Not thread-safe: the render thread drives it.
-
-    ``start(param)``; then pass every drained event to ``feed`` and call ``poll(now)`` once a frame. Both
-    return the updated Mapping (also saved to ``save_to`` when given) once a control was bound, else None.
-    ``status`` is a line for the HUD; ``error`` holds a failed save (the binding still applies)."""
-
-    def __init__(self, mapping: Mapping, save_to: str | Path | None = None, *,
-                 settle: float = SETTLE) -> None:
-        self.mapping = mapping
-        self.save_to = Path(save_to) if save_to else None
-        self.param: str | None = None
-        self.status = ""
-        self.error: OSError | None = None
-        self._detector = Detector(settle)
-
-    @property
-    def active(self) -> bool:
-        return self.param is not None
-
-    def start(self, param: str) -> None:
-        """Wait for a control to bind to ``param`` (a name from PARAMS)."""
-        if param not in PARAMS:
-            raise KeyError(f"unknown parameter {param!r}")
-        self.param = param
-        self._detector.reset()
-        self.status = f"learn: move a control for {param}"
-
-    def cancel(self) -> None:
-        self.param = None
-        self.status = ""
-
-    def feed(self, event: ControlEvent) -> Mapping | None:
-        if self.param is None:
-            return None
-        found = self._detector.feed(event)
-        return self._bind(found) if found else None
-
-    def poll(self, now: float) -> Mapping | None:
-        if self.param is None:
-            return None
-        found = self._detector.decide(now, final=False)
-        return self._bind(found) if found else None
-
-    def _bind(self, found: Detected) -> Mapping | None:
-        assert self.param is not None
-        try:
-            self.mapping = bind(self.mapping, found, self.param)
-        except MappingError as err:  # that control cannot drive this param: keep waiting for another
-            self._detector.reset()
-            self.status = f"learn: {err.message}; move another control for {self.param}"
-            return None
-        self.status = f"learn: {self.param} <- {found.describe()}"
-        self.param = None
-        if self.save_to is not None:
-            self.mapping = replace(self.mapping, path=str(self.save_to))
-            try:
-                save_mapping(self.mapping, self.save_to, header=HEADER)
-                self.status += f", saved to {self.save_to}"
-            except OSError as err:
-                self.error = err
-                self.status += f", NOT saved: {err}"
-        return self.mapping
-
-
-# --- the command -------------------------------------------------------------------------------------------
+# --- the dialogue ----------------------------------------------------------------------------------------
 def param_menu() -> str:
     """PARAMS numbered from 1, in columns, for the prompt."""
     cells = [f"{i:>2} {name}" for i, name in enumerate(PARAMS, 1)]
@@ -304,61 +134,195 @@ def choose(answer: str) -> str | None:
     raise ValueError(f"{answer!r} is not a parameter number or name{suggest(answer, PARAMS)}")
 
 
-def learn_loop(drain: Callable[[], list[ControlEvent]], ask: Callable[[str], str], say: Callable[[str], None],
-               mapping: Mapping, output: Path, *, assign: list[str] | None = None, settle: float = SETTLE,
-               timeout: float | None = None, clock: Callable[[], float] = time.monotonic,
-               sleep: Callable[[float], None] = time.sleep) -> Mapping:
-    """The learn dialogue. Rounds: wait for a moved control, get its parameter (from ``assign`` in order,
-    else ``ask``), bind, save. Ends when ``assign`` is used up, ``ask`` answers q / raises EOFError, or no
-    control moves for ``timeout`` seconds. Returns the final mapping."""
-    pending = list(assign or [])
-    for name in pending:
+def check_params(names: list[str]) -> None:
+    """ValueError naming the first of ``names`` that is not a parameter (``--assign`` answers)."""
+    for name in names:
         if name not in PARAMS:
             raise ValueError(f"--assign {name!r} is not a parameter{suggest(name, PARAMS)}")
-    detector = Detector(settle)
-    while assign is None or pending:
-        target = pending[0] if pending else None
-        say(f"Move a control{f' for {target}' if target else ''} ...")
-        detector.reset()
-        drain()  # forget what moved before the prompt
-        found, started = None, clock()
-        while found is None:
-            for event in drain():
-                found = found or detector.feed(event)
-            found = found or detector.decide(clock(), final=False)
-            if found is None:
-                if timeout is not None and clock() - started > timeout:
-                    say("No control moved; done.")
-                    return mapping
-                sleep(0.01)
-        say(f"Got {found.describe()}.")
-        assigned = target is not None
-        if target is None:
-            say(param_menu())
-            while True:
-                try:
-                    answer = ask("Parameter (number or name, Enter to skip, q to finish): ")
-                except EOFError:
-                    return mapping
-                if answer.strip() == "q":
-                    return mapping
-                try:
-                    target = choose(answer)
-                    break
-                except ValueError as err:
-                    say(str(err))
-            if target is None:
-                continue
+
+
+class Console:
+    """The terminal: ``say`` a line, ``ask`` for one (EOFError at the end of input), and ``typed()``: a line
+    typed while learn waits for a control, without blocking (None when there is none, or when input is not
+    a terminal: piped answers are for the questions)."""
+
+    def __init__(self, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> None:
+        self.stdin, self.stdout = stdin, stdout
         try:
-            mapping = bind(mapping, found, target)
+            self._tty = stdin.isatty()
+        except (ValueError, OSError):
+            self._tty = False
+        self._partial = ""  # Windows: characters typed so far on the current line
+
+    def say(self, text: str) -> None:
+        print(text, file=self.stdout, flush=True)
+
+    def ask(self, prompt: str) -> str:
+        self.stdout.write(prompt)
+        self.stdout.flush()
+        line = self.stdin.readline()
+        if not line:
+            raise EOFError
+        return line.rstrip("\r\n")
+
+    def typed(self) -> str | None:
+        if not self._tty:
+            return None
+        if os.name == "nt":
+            return self._typed_windows()
+        import select
+
+        ready, _, _ = select.select([self.stdin], [], [], 0)
+        return self.stdin.readline().rstrip("\r\n") if ready else None
+
+    def _typed_windows(self) -> str | None:
+        import msvcrt
+
+        while msvcrt.kbhit():  # type: ignore[attr-defined]
+            char = msvcrt.getwche()  # type: ignore[attr-defined]
+            if char in "\r\n":
+                line, self._partial = self._partial, ""
+                self.say("")
+                return line
+            self._partial += char
+        return None
+
+
+@dataclass(frozen=True)
+class Learned:
+    """One binding made, for the summary: ``param`` <- ``control``; ``replaced``: what it took over."""
+
+    param: str
+    control: str
+    replaced: str = ""
+
+
+class _Finished(Exception):
+    """The player asked to finish (q, end of input, no control moved in time)."""
+
+
+class LearnDialogue:
+    """The learn command's rounds: wait for a moved control, get its parameter (from ``assign`` in order,
+    else ``console.ask``), bind, save to ``output``. ``run()`` returns the final mapping; it ends when
+    ``assign`` is used up, the player answers or types q, input ends, no control moves for ``timeout``
+    seconds, or Ctrl-C. ``learned`` lists what was bound, for ``summary()``."""
+
+    def __init__(self, drain: Callable[[], list[ControlEvent]], console: Console, mapping: Mapping,
+                 output: Path, *, assign: list[str] | None = None, settle: float = SETTLE,
+                 timeout: float | None = None, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        check_params(assign or [])
+        self.drain, self.console, self.mapping, self.output = drain, console, mapping, Path(output)
+        self.pending = list(assign) if assign is not None else None
+        self.timeout, self.clock, self.sleep = timeout, clock, sleep
+        self.detector = Detector(settle)
+        self.learned: list[Learned] = []
+
+    def run(self) -> Mapping:
+        try:
+            while self.pending is None or self.pending:
+                self._round()
+        except _Finished:
+            pass
+        except KeyboardInterrupt:
+            self.console.say("\nStopped (Ctrl-C).")
+        return self.mapping
+
+    def _round(self) -> None:
+        target = self.pending[0] if self.pending else None
+        found = self._wait(target)
+        self.console.say(f"Got {found.describe()}.")
+        if target is None:
+            target = self._ask_param()
+            if target is None:
+                return
+        replaced = self._replacing(found)
+        try:
+            mapping = bind(self.mapping, found, target)
         except MappingError as err:
-            say(f"{err.message}; try another control.")
-            continue
-        if assigned:
-            pending.pop(0)
-        save_mapping(mapping, output, header=HEADER)
-        say(f"{target} <- {found.describe()}; saved {output}")
-    return mapping
+            self.console.say(f"{err.message}; try another control.")
+            return
+        if replaced:
+            self.console.say(f"{found.describe()} was used by {replaced}: this replaces it.")
+        try:
+            save_mapping(mapping, self.output, header=HEADER)
+        except OSError as err:  # a read-only folder, a full disk: say so and stop, nothing half-written
+            self.console.say(f"Could not save {self.output}: {err.strerror or err}; choose another file "
+                             "with -o.")
+            raise _Finished from None
+        self.mapping = replace(mapping, path=str(self.output))
+        if self.pending:
+            self.pending.pop(0)
+        new = next(c for c in mapping.controls if clash(c, control_for(found, "position")))
+        self.learned.append(Learned(_control_words(new), found.describe(), replaced))
+        self.console.say(f"{_control_words(new)} <- {found.describe()}; saved {self.output}")
+
+    def _wait(self, target: str | None) -> Detected:
+        """The next control moved (q typed, or ``timeout`` without one: _Finished)."""
+        self.console.say(f"Move a control{f' for {target}' if target else ''} ... (q and Enter to finish)")
+        self.detector.reset()
+        self.drain()  # forget what moved before the prompt
+        started = self.clock()
+        while True:
+            typed = self.console.typed()
+            if typed is not None and typed.strip().lower() in ("q", "quit"):
+                raise _Finished
+            if typed:
+                self.console.say("Waiting for a control to move (q and Enter to finish).")
+            found = None
+            for event in self.drain():
+                found = found or self.detector.feed(event)
+            found = found or self.detector.decide(self.clock(), final=False)
+            if found is not None:
+                return found
+            if self.timeout is not None and self.clock() - started > self.timeout:
+                self.console.say("No control moved; done.")
+                raise _Finished
+            self.sleep(0.01)
+
+    def _ask_param(self) -> str | None:
+        """The parameter for the control just moved, from the player; None to skip it."""
+        self.console.say(param_menu())
+        while True:
+            try:
+                answer = self.console.ask("Parameter (number or name, Enter to skip, q to finish): ")
+            except EOFError:
+                raise _Finished from None
+            if answer.strip().lower() in ("q", "quit"):
+                raise _Finished
+            try:
+                return choose(answer)
+            except ValueError as err:
+                self.console.say(str(err))
+
+    def _replacing(self, found: Detected) -> str:
+        """What the mapping does with this control now, which binding it replaces; "" if nothing."""
+        words = []
+        for c in replaced_by(self.mapping, found):
+            where = f"line {c.line}" + (f", {c.label}" if c.label else "")
+            words.append(f"{_control_words(c)} ({where})")
+        if found.source == "note":
+            words += [f"notes {r.low}-{r.high} (line {r.line})" for r in self.mapping.notes
+                      if r.low <= (found.number or 0) <= r.high]
+        return "; ".join(words)
+
+    def summary(self) -> str:
+        """What was learned and where it is, for the end of the command."""
+        if not self.learned:
+            return "Nothing learned; nothing written."
+        lines = [f"Learned {len(self.learned)} control{'s' if len(self.learned) > 1 else ''}, saved in "
+                 f"{self.output}:"]
+        for item in self.learned:
+            lines.append(f"  {item.param} <- {item.control}" + (f" (replaces {item.replaced})"
+                                                                  if item.replaced else ""))
+        return "\n".join(lines)
+
+
+def _control_words(c: Control) -> str:
+    """What a control does, briefly: "noise", "anchor 3" (anchors from 1), "next bank"."""
+    from instrument.mapping.describe import describe_controls
+
+    return describe_controls(Mapping(controls=(c,)))[0][1]
 
 
 def configure_learn(parser: argparse.ArgumentParser) -> None:
@@ -368,7 +332,7 @@ def configure_learn(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base", default="", help="mapping to start from (a file or preset name); "
                         "default: an empty mapping")
     parser.add_argument("-o", "--output", default="", help="file to write (default: <base>-learned.yaml, "
-                        "or mappings/learned.yaml)")
+                        "or mappings/learned.yaml); the base's comments are kept")
     parser.add_argument("--port", action="append", dest="ports", metavar="NAME",
                         help="MIDI input port (part of its name); repeat for several; default: all")
     parser.add_argument("--api", choices=APIS, default=None, help="MIDI API (see `latent-instrument ports`)")
@@ -383,9 +347,10 @@ def run_learn(args: argparse.Namespace) -> int:
 
     try:
         base = load_mapping(preset_path(args.base)) if args.base else Mapping(name="Learned")
-    except MappingError as err:
+        check_params(args.assign or [])
+    except (MappingError, ValueError) as err:
         print(err, file=sys.stderr)
-        return 1
+        return 2
     output = Path(args.output) if args.output else (
         learned_path(base.path) if base.path else preset_path("learned"))
     queue = EventQueue()
@@ -394,13 +359,11 @@ def run_learn(args: argparse.Namespace) -> int:
     if not listener.start():
         print("No MIDI system: nothing to learn from (see `latent-instrument doctor`).", file=sys.stderr)
         return 1
+    dialogue = LearnDialogue(queue.drain, Console(), base, output, assign=args.assign, timeout=args.timeout)
     try:
-        print(f"Listening on: {', '.join(listener.open_ports()) or 'no port yet (waiting)'}")
-        learn_loop(queue.drain, input, print, base, output, assign=args.assign, timeout=args.timeout)
-    except ValueError as err:
-        print(err, file=sys.stderr)
-        return 2
+        print(f"Listening on: {', '.join(listener.open_ports()) or 'no port yet (waiting)'}", flush=True)
+        dialogue.run()
     finally:
         listener.stop()
-    print(f"Mapping: {output}" if output.exists() else "Nothing learned.")
+    print(dialogue.summary(), flush=True)
     return 0

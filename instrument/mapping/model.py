@@ -9,6 +9,7 @@ MIDI learn); they take no part in comparisons, so a mapping written out and read
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,11 @@ NOTE_BEHAVIOURS = ("jump", "glide", "hold")
 SOURCES = ("cc", "cc14", "nrpn", "pitchbend", "aftertouch", "polytouch", "program", "note")
 POINTER_BUTTONS = ("none", "left", "middle", "right")
 CONTROL_MODES = ("absolute", "nudge")
+# Smoothing when a continuous control does not say: enough to hide 7-bit steps, short enough to feel direct.
+DEFAULT_SMOOTHING = 0.05
+
+MESSAGE_LIMIT = 300  # characters of one error line: a hostile value cannot flood a terminal or the HUD
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 # Steepness of the exponential and logarithmic curves: exponential(0.5) = 0.12, logarithmic(0.5) = 0.88.
 _K = 4.0
@@ -33,11 +39,18 @@ class MappingError(Exception):
 
     def __init__(self, file: str, line: int, key: str, message: str) -> None:
         super().__init__(file, line, key, message)
-        self.file, self.line, self.key, self.message = str(file), int(line), key, message
+        self.file, self.line = one_line(str(file), 4096), int(line)
+        self.key, self.message = one_line(str(key)), one_line(str(message))
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
         return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+
+
+def one_line(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """``text`` as one printable line of at most ``limit`` characters (control characters escaped)."""
+    text = _UNPRINTABLE.sub(lambda m: repr(m.group())[1:-1], text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @dataclass(frozen=True)
@@ -92,7 +105,7 @@ class Control:
     value: float | int | str | bool | None = None
     mode: str = "absolute"
     bits: int = 14  # NRPN data resolution: 14 (data entry MSB+LSB) or 7 (MSB only)
-    label: str = ""
+    label: str = ""  # what the control is called on the controller ("knob 1", "Rec"), for help and the HUD
     line: int = field(default=0, compare=False)
 
     def describe(self) -> str:

@@ -1,21 +1,38 @@
-"""Writing a Mapping back to YAML (MIDI learn saves with this): one entry per line, defaults left out.
+"""Writing mappings as YAML (MIDI learn saves with this): one entry per line, defaults left out.
 
-``parse_mapping(dump_mapping(m))`` gives a mapping equal to ``m``. Comments of a hand-written file are not
-kept, which is why learn saves to a file of its own unless told otherwise.
+``dump_mapping(m)`` writes a whole Mapping: ``parse_mapping(dump_mapping(m))`` gives a mapping equal to
+``m``. ``edit_entries(text, old, controls, notes)`` changes the controls and note ranges of a file a person
+wrote, through a round-trip YAML loader (ruamel.yaml): the entries kept stay exactly as written, comments
+included, and only the new ones are written out. It is only given text that already validated, so the
+limits of ``safeyaml`` hold for it too.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
+import io
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import ruamel.yaml
 import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.util import load_yaml_guess_indent
 
-from instrument.mapping.loader import DEFAULT_SMOOTHING, default_action
-from instrument.mapping.model import Control, Curve, KeyBinding, Mapping, NoteRange, PointerAxis
+from instrument.mapping.loader import parse_mapping
+from instrument.mapping.model import (
+    DEFAULT_SMOOTHING,
+    Control,
+    Curve,
+    KeyBinding,
+    Mapping,
+    NoteRange,
+    PointerAxis,
+)
+from instrument.mapping.sections import default_action
 from instrument.params import PARAMS
+from instrument.recorder import atomic_write
 
 
 def _flow(entry: dict[str, Any]) -> str:
@@ -141,16 +158,85 @@ def dump_mapping(m: Mapping, header: str = "") -> str:
     return "\n".join(out) + "\n"
 
 
+def _flow_map(entry: dict[str, Any]) -> CommentedMap:
+    out = CommentedMap(entry)
+    out.fa.set_flow_style()
+    return out
+
+
+def _edit_list(doc: CommentedMap, key: str, old: Sequence[Any], new: Sequence[Any],
+               entry: Callable[[Any], dict[str, Any]]) -> None:
+    """Make the list ``doc[key]`` (whose items were read as ``old``) hold ``new``: items of ``old`` that
+    ``new`` keeps (the same objects, in the same order) keep their text and comments; the others go, and
+    their comments pass to the next item without comments of its own (an entry that replaces one keeps the
+    comment of the line it replaces); new items are written where they stand in ``new``."""
+    if not new and key not in doc:
+        return
+    seq = doc.get(key)
+    if not isinstance(seq, CommentedSeq):
+        seq = doc[key] = CommentedSeq()
+    slots = dict(seq.ca.items)  # item index -> its comments (before it, and at the end of its line)
+    where = {id(item): i for i, item in enumerate(old)}
+    items: list[Any] = []
+    comments: dict[int, Any] = {}
+    carried: list[Any] = []
+    next_old = 0
+
+    def place(item: Any, slot: Any) -> None:
+        if slot is None and carried:
+            slot = carried[0]
+        carried.clear()
+        if slot is not None:
+            comments[len(items)] = slot
+        items.append(item)
+
+    for n, item in enumerate(new):
+        # The old entries dropped from here to the next one kept: their comments go to this item.
+        i = where.get(id(item), next((where[id(x)] for x in new[n:] if id(x) in where), len(old)))
+        carried.extend(slots[j] for j in range(next_old, i) if j in slots)
+        next_old = i
+        if id(item) not in where:
+            place(_flow_map(entry(item)), None)
+            continue
+        place(seq[i], slots.get(i))
+        next_old = i + 1
+    carried.extend(slots[j] for j in range(next_old, len(old)) if j in slots)
+    if carried and items and len(items) - 1 not in comments:
+        comments[len(items) - 1] = carried[0]
+    list.clear(seq)
+    list.extend(seq, items)
+    seq.ca.items.clear()
+    seq.ca.items.update(comments)
+
+
+def edit_entries(text: str, old: Mapping, controls: tuple[Control, ...], notes: tuple[NoteRange, ...]) -> str:
+    """``text`` (the file ``old`` was read from) with its controls and notes made ``controls`` and ``notes``.
+
+    Entries of ``old`` that are kept (the same objects) stay as written, comments and all; new entries are
+    written one per line, defaults left out, where they stand in the new tuples. ValueError if the round-trip
+    loader (YAML 1.2) cannot read what the mapping loader (YAML 1.1) read."""
+    try:
+        doc, indent, offset = load_yaml_guess_indent(text)
+    except ruamel.yaml.YAMLError as err:
+        raise ValueError(f"cannot edit this file in place: {err}") from None
+    if not isinstance(doc, CommentedMap):
+        raise ValueError("cannot edit this file in place: not a mapping of keys")
+    writer = YAML()
+    writer.indent(mapping=2, sequence=indent or 4, offset=2 if offset is None else offset)
+    writer.width = 1 << 16  # one entry per line, however long
+    writer.preserve_quotes = True
+    _edit_list(doc, "controls", old.controls, controls, control_entry)
+    _edit_list(doc, "notes", old.notes, notes, _note_entry)
+    out = io.StringIO()
+    writer.dump(doc, out)
+    return out.getvalue()
+
+
 def save_mapping(m: Mapping, path: str | Path, header: str = "") -> Path:
-    """Write ``m`` to ``path`` atomically (a temporary file renamed over it): a watcher never reads half."""
+    """Write ``m`` to ``path`` atomically (a watcher never reads half a file): its own text when that text
+    says exactly ``m`` (a file as read or as learn edited it, comments kept), else ``dump_mapping(m)``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(dump_mapping(m, header))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    same = bool(m.text) and parse_mapping(m.text, str(path))[0] == m
+    atomic_write(path, (m.text if same else dump_mapping(m, header)).encode("utf-8"))
     return path
