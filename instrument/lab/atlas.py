@@ -28,6 +28,7 @@ from PIL import Image, ImageDraw, ImageOps
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from instrument.errors import UserError
 from instrument.lab.draw import cluster_color, font, label
 from instrument.latent.geometry import blend
 
@@ -40,7 +41,7 @@ MARGIN = 0.08  # map coordinates of the outermost anchors keep this far from the
 NEIGHBOURS = 4  # anchors mixed by from_map / to_map (umap)
 
 
-class AtlasError(Exception):
+class AtlasError(UserError):
     """An atlas cannot be built or read; the message names the file or the missing package."""
 
 

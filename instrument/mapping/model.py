@@ -13,9 +13,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from instrument.errors import UserError
+
 CURVES = ("linear", "exponential", "logarithmic", "points")
 TAKEOVERS = ("jump", "pickup", "scale")
-RELATIVE_MODES = ("twos_complement", "offset_binary", "sign_bit")
 ACTIONS = ("follow", "toggle", "hold", "trigger", "step", "set", "ramp")
 NOTE_BEHAVIOURS = ("jump", "glide", "hold")
 SOURCES = ("cc", "cc14", "nrpn", "pitchbend", "aftertouch", "polytouch", "program", "note")
@@ -31,7 +32,7 @@ _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _K = 4.0
 
 
-class MappingError(Exception):
+class MappingError(UserError):
     """A mistake in a mapping file, located: ``file:line: key: message``.
 
     ``line`` is 1-based (0 when unknown); ``key`` is the path to the entry, e.g. ``controls[3].curve`` (list

@@ -18,7 +18,6 @@ from instrument.mapping.model import (
     DEFAULT_SMOOTHING,
     NOTE_BEHAVIOURS,
     POINTER_BUTTONS,
-    RELATIVE_MODES,
     SOURCES,
     TAKEOVERS,
     Control,
@@ -28,6 +27,7 @@ from instrument.mapping.model import (
     NoteRange,
     PointerAxis,
 )
+from instrument.midi.messages import RELATIVE_MODES
 from instrument.params import PARAMS, Param
 
 TOP_KEYS = ("version", "name", "description", "ports", "tempo", "initial", "controls", "notes", "keys",

@@ -7,7 +7,6 @@ import random
 import mido
 import pytest
 
-from instrument.mapping.model import RELATIVE_MODES as MAPPING_RELATIVE_MODES
 from instrument.midi.messages import (
     RELATIVE_MODES,
     Cc14Decoder,
@@ -42,9 +41,14 @@ def test_relative_delta(mode, table):
     assert {value: relative_delta(value, mode) for value in table} == table
 
 
-def test_one_vocabulary_for_relative_modes():
-    """The names a mapping file accepts are the decoder's names: no translation between them."""
-    assert set(MAPPING_RELATIVE_MODES) == set(RELATIVE_MODES)
+@pytest.mark.parametrize("mode", RELATIVE_MODES)
+def test_a_mapping_names_relative_modes_as_the_decoder_does(mode):
+    """One vocabulary: each of the decoder's mode names is what a mapping file writes, untranslated."""
+    from instrument.mapping import parse_mapping
+
+    text = f"version: 1\ncontrols:\n  - {{cc: 20, param: noise, relative: {mode}}}\n"
+    mapping, errors = parse_mapping(text, "m.yaml")
+    assert not errors and mapping.controls[0].relative == mode
 
 
 def test_relative_delta_rejects_unknown_mode():
