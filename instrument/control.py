@@ -132,13 +132,28 @@ class ControlState:
         out, self._actions = self._actions, []
         return out
 
+    def state_dict(self) -> dict[str, Any]:
+        """Every target, smoothed value, nudge, ramp and the beat count, as JSON data (a take's start)."""
+        from instrument.snapshot import encode_fields
+
+        return encode_fields(self)
+
+    def load_state_dict(self, data: dict[str, Any]) -> None:
+        from instrument.snapshot import restore_fields
+
+        restore_fields(self, data)
+
     # --- writing (the mapping engine calls these) ----------------------------------------------------------
     def set(self, name: str, value: Any, time: float, *, smoothing: float = 0.0, source: str | None = None,
             force_action: bool = False) -> None:
-        """Aim ``name`` at ``value`` from ``time`` on; continuous params glide there over ``smoothing`` s."""
+        """Aim ``name`` at ``value`` from ``time`` on; continuous params glide there over ``smoothing`` s.
+        A number that is NaN or infinite (a broken source) is ignored: it would poison the geometry."""
         p = PARAMS[name]
+        numeric = p.kind in ("continuous", "integer")
+        if numeric and not (math.isfinite(float(value)) and math.isfinite(time) and math.isfinite(smoothing)):
+            return
         self._owner[name] = source
-        if p.kind in ("continuous", "integer"):
+        if numeric:
             s = self._num[name]
             s.advance(self._event_time(s, time))
             before = int(round(s.target)) if p.kind == "integer" else None
@@ -161,6 +176,8 @@ class ControlState:
 
     def nudge(self, name: str, key: str, amount: float, time: float, *, smoothing: float = 0.0) -> None:
         """An additive layer on a continuous param (pitch bend springing back to 0), one per ``key``."""
+        if not (math.isfinite(amount) and math.isfinite(time) and math.isfinite(smoothing)):
+            return
         s = self._nudges.get((name, key))
         if s is None:
             s = self._nudges[(name, key)] = _Smoothed(0.0, 0.0, time=time)

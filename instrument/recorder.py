@@ -153,7 +153,6 @@ class Recorder:
         sidecar: dict[str, Any],
         *,
         anchors: bytes | None = None,
-        preroll: Iterable[dict[str, Any]] = (),
         max_pending: int = 32,
         write_file: Callable[[Path, bytes], None] = atomic_write,
     ) -> None:
@@ -172,8 +171,6 @@ class Recorder:
         self._midi: list[ControlEvent] = []  # the take's events, for control.mid
         self._start_time: float | None = None  # time of the first frame: tick 0 of control.mid
         self._sidecar_at = 0.0  # when the sidecar was last written (time.monotonic)
-        for record in preroll:
-            self._items.append(("event", record))
         self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
 
     # -- the render thread's side ------------------------------------------------------------------------
@@ -226,10 +223,11 @@ class Recorder:
                 self._items.append(("event", record))
                 self._cond.notify()
 
-    def close(self) -> None:
+    def close(self, **final: Any) -> None:
         """Finish the take without waiting: the writer writes what is queued, then control.mid and the
-        final sidecar, and ends (``done``)."""
+        final sidecar (with ``final``'s fields added), and ends (``done``)."""
         with self._cond:
+            self.sidecar.update(final)
             self._closing = True
             self._cond.notify()
 
@@ -249,7 +247,8 @@ class Recorder:
 
     def status(self) -> str:
         """One line for the HUD."""
-        state = f"error: {self.error}" if self.error else ("recording" if self.active else "stopped")
+        state = f"error: {self.error}" if self.error else ("recording" if self.active else
+                                                             "finished" if self.done else "finishing")
         return f"{state} -> {self.folder} ({self.written} frames, {self.dropped} dropped)"
 
     # -- the writer thread ---------------------------------------------------------------------------------
@@ -331,14 +330,15 @@ class Recorder:
     def _write_sidecar(self, status: str) -> None:
         """Rewrite the sidecar (atomically); on a full disk, over the old one in place, in the room its
         trailing spaces reserve, so that a take always says what became of it."""
-        self.sidecar.update(
-            status=status,
-            error=self.error,
-            frames_written=self.written,
-            frames_dropped=self.dropped,
-            updated=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        )
-        data = (json.dumps(self.sidecar, indent=2, default=str) + "\n").encode()
+        with self._cond:  # (the render thread adds its last fields at close)
+            self.sidecar.update(
+                status=status,
+                error=self.error,
+                frames_written=self.written,
+                frames_dropped=self.dropped,
+                updated=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            )
+            data = (json.dumps(self.sidecar, indent=2, default=str) + "\n").encode()
         path = self.folder / SIDECAR
         self._sidecar_at = time.monotonic()
         try:

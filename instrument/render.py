@@ -82,12 +82,9 @@ class _Cursor:
 
 
 class Renderer:
-    """The render loop of a live session. ``start``, then ``stop`` and ``join`` (in a ``finally``).
-
-    The stages are built from ``load``, ``controls`` and the other factories (``loop.parts.Factories``).
-    ``midi_status`` reports MIDI ports for the HUD; ``problems`` are shown from the start;
-    ``config.frames`` and ``config.duration`` end the session; ``clock`` gives it its time.
-    """
+    """The render loop of a live session: ``start``, then ``stop`` and ``join`` (in a ``finally``). Its stages
+    are built from ``load``, ``controls`` and the other ``loop.parts.Factories``; ``midi_status`` reports the
+    ports for the HUD; ``config.frames`` and ``config.duration`` end the session; ``clock`` gives its time."""
 
     def __init__(self, config: Config, *, queue: EventQueue, mailbox: Mailbox,
                  load: Callable[[Callable[[str], None]], tuple], controls: Callable[[], Controls],
@@ -134,8 +131,7 @@ class Renderer:
         return self.parts.takes.takes if self.parts is not None else []
 
     @property
-    def recorder(self) -> Recorder | None:
-        """The take being recorded, if any."""
+    def recorder(self) -> Recorder | None:  # the take being recorded
         return self.parts.takes.recorder if self.parts is not None else None
 
     @property
@@ -168,14 +164,11 @@ class Renderer:
             self.parts.takes.begin(Path(self.factories.record))
 
     def close(self) -> None:
-        """End the session: finish the takes (their writers get ``TAKE_GRACE_SECONDS``), stop the decode
-        threads."""
+        """End the session (its takes' writers get ``TAKE_GRACE_SECONDS``)."""
         try:
             if self.parts is not None:
-                self.parts.takes.finish(TAKE_GRACE_SECONDS)
+                self.parts.close(TAKE_GRACE_SECONDS)
         finally:
-            if self.parts is not None:
-                self.parts.decoding.close()
             self.finished = True
 
     def run_frames(self, count: int) -> int:
@@ -268,8 +261,7 @@ class Renderer:
         parts, c = self.parts, self._cursor
         frame.begun = True
         for _ in range(frame.input.record_toggles):
-            parts.takes.toggle()
-        parts.takes.frame_rendered(frame.n)
+            parts.takes.toggle(frame.n, frame.coords)
         now = self.clock.now()
         if frame.input.events or frame.coords != c.last_coords:
             c.last_change = now
@@ -312,6 +304,7 @@ class Renderer:
         while the next frame is on the device: these decode on the same pipelines)."""
         parts, c = self.parts, self._cursor
         parts.takes.poll()
+        self.board.drops(parts.controls.drops(), self.clock.now())
         try:
             redrawn = parts.decoding.refinement.follow(frame.coords, frame.resting and c.ahead is None
                                                        and shown == "fast")

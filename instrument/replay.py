@@ -58,14 +58,16 @@ class Tick:
     records: list[dict[str, Any]] = field(default_factory=list)
     draw: bool = False
     coords: dict[str, Any] | None = None  # the coordinates the live session logged for this frame
+    moved: bool = False  # holds an event the live loop applied late (a stall), moved to its own time
 
 
 @dataclass
 class RenderResult:
     folder: Path
     frames: int
-    mismatches: int  # frames whose coordinates differ from the live ones (0 at the live frame rate)
+    mismatches: int  # played frames that differ from the live ones before any stall (0 at the live rate)
     coords: list[Coords]
+    after_stall: int = 0  # played frames that differ after an event was moved out of a stall
 
 
 def configure_render(parser: argparse.ArgumentParser) -> None:
@@ -101,8 +103,10 @@ def run_render(args: argparse.Namespace) -> int:
         return 2
     print(f"{result.frames} frames in {result.folder}")
     if result.mismatches:
-        print(f"note: {result.mismatches} frames differ from the live coordinates (another frame rate, or "
-              "events the live loop applied late: the re-render puts them at their own time)")
+        print(f"note: {result.mismatches} frames differ from the live coordinates (another frame rate?)")
+    if result.after_stall:
+        print(f"note: {result.after_stall} frames after a stall of the live loop differ from what it showed: "
+              "the re-render puts each event at its own time")
     if args.video:
         if shutil.which("ffmpeg") is None:
             return 1
@@ -199,15 +203,19 @@ def timeline(sidecar: dict[str, Any], frames: list[dict[str, Any]], events: list
     take = {int(f["n"]): f["coords"] for f in frames}
     first = min(take) if take else None
     by_frame: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    moved: set[int] = set()
     for record in events:
-        by_frame[_frame_of(record, start, interval, first)].append(record)
+        n = _frame_of(record, start, interval, first)
+        by_frame[n].append(record)
+        if n != int(record["n"]):
+            moved.add(n)
     ticks = [Tick(n, start + n * interval, by_frame.pop(n, []))
              for run_first, run_last in sidecar.get("preroll_frames", [])
              for n in range(run_first, run_last + 1) if first is None or n < first]
     if first is None:
         return ticks
     last = max(take)
-    span = [Tick(n, start + n * interval, by_frame.pop(n, []), True, take.get(n))
+    span = [Tick(n, start + n * interval, by_frame.pop(n, []), True, take.get(n), n in moved)
             for n in range(first, last + 1)]
     late = sum(len(records) for n, records in by_frame.items() if n > last)
     if late:
@@ -248,10 +256,13 @@ class Replay:
     controls: Any
     performance: Performance
     lab: Any
+    start: tuple[int, Coords] | None = None  # the take's first frame, as the snapshot says it was
 
     def coords(self, tick: Tick) -> Coords:
         from instrument.lab.atlas import AtlasError
 
+        if self.start is not None and tick.n == self.start[0]:
+            return self.start[1]  # its controls were read before the take began: the snapshot holds them
         pick = None
         for record in tick.records:
             try:
@@ -294,7 +305,26 @@ def open_replay(folder: Path, sidecar: dict[str, Any], config: Config, decoding:
         raise TakeError(f"the take's mapping does not read any more: {errors[0]}")
     performance = Performance(n_anchors=decoding.anchors.shape[0], bank_size=config.bank_size)
     lab = LiveLab(performance, decoding, sidecar.get("anchors", []))  # installs what the take logged
-    return Replay(folder, Controls(mapping), performance, lab)
+    replay = Replay(folder, Controls(mapping), performance, lab)
+    if "start" in sidecar:
+        _restore(replay, sidecar["start"])
+    return replay
+
+
+def _restore(replay: Replay, start: dict[str, Any]) -> None:
+    """Continue from the snapshot a take began with (its state after frame ``start["n"]``)."""
+    from instrument.lab.live import ATLAS_FOLDER
+    from instrument.snapshot import SnapshotError, restore_fields
+
+    try:
+        replay.controls.restore(start["controls"])
+        restore_fields(replay.performance, start["performance"])
+        if start["n"] >= 0:
+            replay.start = (int(start["n"]), Coords.from_json(start["coords"]))
+    except (SnapshotError, KeyError, TypeError, ValueError) as exc:
+        raise TakeError(f"{replay.folder / SIDECAR}: the take's starting state: {exc}") from None
+    if replay.performance.atlas_ready:
+        replay.lab.apply({"atlas": ATLAS_FOLDER}, replay.folder)
 
 
 def open_decoding(folder: Path, sidecar: dict[str, Any], config: Config, decoder: str,
@@ -343,7 +373,7 @@ def rerender(folder: str | Path, *, decoder: str = "fast", fps: float | None = N
         ticks = timeline(sidecar, frames, events, fps)
         out = Path(out) if out else folder / f"render-{decoder}"
         out.mkdir(parents=True, exist_ok=True)
-        drawn, mismatches, all_coords = 0, 0, []
+        drawn, mismatches, after_stall, stalled, all_coords = 0, 0, 0, False, []
         bar = tqdm(total=sum(t.draw for t in ticks), unit="frame", desc="render", disable=not progress)
         with open(out / FRAMES, "w", encoding="utf-8") as lines:
             for tick in ticks:
@@ -351,7 +381,10 @@ def rerender(folder: str | Path, *, decoder: str = "fast", fps: float | None = N
                 coords = replay.glimpse(tick) if skipped else replay.coords(tick)
                 if not tick.draw:
                     continue
-                mismatches += tick.coords is not None and Coords.from_json(tick.coords) != coords
+                stalled = stalled or tick.moved
+                if tick.coords is not None and Coords.from_json(tick.coords) != coords:
+                    after_stall += stalled
+                    mismatches += not stalled
                 name = frame_name(drawn)
                 atomic_write(out / name, encode_png(decoding.render(coords, decoder)))
                 record = {"n": tick.n, "t": tick.t, "coords": coords.to_json(), "file": name}
@@ -364,6 +397,6 @@ def rerender(folder: str | Path, *, decoder: str = "fast", fps: float | None = N
         decoding.close()
     info = {"take": str(folder), "decoder": decoding.decoder(decoder).label,
             "fps": fps or 1 / sidecar["clock"]["interval"], "size": list(decoding.out_size), "frames": drawn,
-            "coordinate_mismatches": mismatches}
+            "coordinate_mismatches": mismatches, "differ_after_a_stall": after_stall}
     atomic_write(out / "render.json", (json.dumps(info, indent=2) + "\n").encode())
-    return RenderResult(out, drawn, mismatches, all_coords)
+    return RenderResult(out, drawn, mismatches, all_coords, after_stall)

@@ -34,3 +34,21 @@ class Sender:
     def close(self) -> None:
         self.midi.close_port()
         self.midi.delete()
+
+
+def as_played(rendered: list[dict], live: list[dict]) -> tuple[dict, dict]:
+    """(the re-render's coordinates at the frames the take played, the take's own), by frame number: a
+    re-render also draws the frames the live loop skipped, so lists of frames do not line up by index."""
+    again = {line["n"]: line["coords"] for line in rendered}
+    played = {line["n"]: line["coords"] for line in live}
+    return {n: again.get(n) for n in played}, played
+
+
+def assert_as_played(result, rendered: list[dict], live: list[dict]) -> None:
+    """A re-render of a take played on a real (busy) clock: the frames played before any stall are exactly
+    as played, and each one that differs after it is counted as following a stall (an event the live loop
+    applied late, which the re-render puts at its own time)."""
+    again, played = as_played(rendered, live)
+    differ = sum(again[n] != played[n] for n in played)
+    assert result.mismatches == 0 and differ == result.after_stall, (result.mismatches, differ,
+                                                                     result.after_stall)

@@ -144,6 +144,24 @@ class Controls:
         values["beat"] = self.state.beat(t)
         return values
 
+    def snapshot(self) -> dict[str, Any]:
+        """The state and the engine's decoding state as JSON data: where a take starts from."""
+        return {"state": self.state.state_dict(), "engine": self.engine.state_dict()}
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        """Continue from a ``snapshot`` taken on the same mapping."""
+        self.state.load_state_dict(snapshot["state"])
+        self.engine.load_state_dict(snapshot["engine"])
+
+    def drops(self, since: dict[str, int] | None = None) -> dict[str, int]:
+        """Events the queue dropped in a flood, by message type (``EventQueue.drops``); none offline."""
+        return self.queue.drops(since) if self.queue is not None else {}
+
+    def close(self) -> None:
+        """Stop watching the mapping file."""
+        if self.watcher is not None:
+            self.watcher.close()
+
     def describe(self) -> dict[str, Any]:
         """The mapping for a take's sidecar: file, name and the whole text."""
         return {"file": self.mapping.path, "name": self.name, "text": self.mapping.text}

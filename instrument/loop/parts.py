@@ -13,7 +13,7 @@ from instrument.framecache import FrameCache
 from instrument.loop.controls import Controls, FrameInput
 from instrument.loop.decoding import Decoding, frame_pipeline, full_pipeline
 from instrument.loop.status import StatusBoard
-from instrument.loop.takes import HISTORY_LIMIT, Takes
+from instrument.loop.takes import Takes
 from instrument.performance import Performance
 from instrument.recorder import Recorder
 
@@ -33,7 +33,6 @@ class Factories:
     pipeline: Callable[..., Any] = frame_pipeline
     recorder: Callable[..., Recorder] = Recorder
     record: str | None = None
-    history_limit: int = HISTORY_LIMIT
 
 
 @dataclasses.dataclass
@@ -59,6 +58,15 @@ class Parts:
             self.takes.log_record({"n": inp.n, "t": inp.t, "mapping": inp.reload,
                                    "file": str(self.controls.path)})
             log.info("mapping reloaded: %s", self.controls.path)
+
+    def close(self, take_grace: float) -> None:
+        """Finish the takes (waiting up to ``take_grace`` seconds for their writers), stop the decode threads
+        and the mapping watcher."""
+        try:
+            self.takes.finish(take_grace)
+        finally:
+            self.decoding.close()
+            self.controls.close()
 
     def on_take(self, folder: Path | None) -> None:
         """A take started in ``folder`` (None: it ended): the lab saves what it needs beside it."""
@@ -90,9 +98,10 @@ def build_parts(config: Config, make: Factories, board: StatusBoard, *, interval
                              full_frames=full_frames, progressive=fast.device.type == "cpu")
     performance = Performance(n_anchors=anchors.shape[0], bank_size=config.bank_size)
     parts: list[Parts] = []  # (the takes tell the lab, which logs into the takes)
-    takes = Takes(config, decoding=decoding, controls=controls, names=names, start=0.0, interval=interval,
-                  error=board.error, on_take=lambda folder: parts[0].on_take(folder),
-                  recorder_factory=make.recorder, record_first=make.record, history_limit=make.history_limit)
+    takes = Takes(config, decoding=decoding, controls=controls, performance=performance, names=names,
+                  start=0.0, interval=interval, error=board.error,
+                  on_take=lambda folder: parts[0].on_take(folder), recorder_factory=make.recorder,
+                  record_first=make.record)
     from instrument.lab.live import LiveLab
 
     lab = LiveLab(performance, decoding, names, decode=fast.decode, log_record=takes.log_record,

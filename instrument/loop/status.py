@@ -65,6 +65,8 @@ class StatusBoard:
         self._last_publish: float | None = None
         self._decoded: collections.deque[tuple[float, int]] = collections.deque()  # (time, exact decodes)
         self._told_unmapped: set[str] = set()  # MIDI ports told of a control the mapping does not use
+        self._drops_said: dict[str, int] = {}  # events dropped in floods, as last said
+        self._drops_said_at = float("-inf")
         for problem in problems:
             self.error(problem)
 
@@ -91,6 +93,18 @@ class StatusBoard:
         if Path(mapping_path).resolve() != Path(DEFAULT_MAPPING).resolve():
             hint = f"play with --mapping FILE (mappings/default.yaml fits any controller) or {hint}"
         self.error(f"{event.source}: {what} does nothing in {mapping_name}; {hint}", level=logging.WARNING)
+
+    def drops(self, counts: dict[str, int], now: float) -> None:
+        """Say, at most once a second, how many control events a flood dropped since it was last said
+        (``counts``: every drop so far, by message type)."""
+        if now - self._drops_said_at < 1.0:
+            return
+        new = {kind: n - self._drops_said.get(kind, 0) for kind, n in counts.items()
+               if n > self._drops_said.get(kind, 0)}
+        if new:
+            self._drops_said, self._drops_said_at = dict(counts), now
+            kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(new.items()))
+            self.error(f"control flood: {sum(new.values())} events dropped ({kinds}); no note left hanging")
 
     def mapping_changed(self) -> None:
         """A new mapping: controls it ignores are named again."""

@@ -2,10 +2,9 @@
 
 ``Takes`` names each take's folder, writes its sidecar, hands frames and the control stream to a
 ``recorder.Recorder`` and closes it in the background (the writer thread finishes on its own; ``finish``
-waits for every take at the end of the session). It also keeps the session's *pre-roll*: every applied
-control record and every frame number played since the start, so that a take started late re-renders from the
-session's start to the same state (bounded by ``history_limit``; a take started after the oldest records
-went says that its re-render may differ).
+waits for every take at the end of the session). A take starts from a snapshot of the control state and the
+performance at its first frame (``start`` in the sidecar), so that it re-renders exactly however late in a
+session it began, and events dropped in a flood while it ran are counted in its sidecar.
 
 On a CPU, frames shown as blends are recorded with their exact picture once it lands (``hold``), in order.
 """
@@ -23,26 +22,26 @@ import numpy as np
 
 from instrument.config import Config
 from instrument.events import ControlEvent
-from instrument.recorder import SIDECAR, Recorder, event_to_json
+from instrument.recorder import SIDECAR, Recorder
 
 log = logging.getLogger("instrument.render")
-
-HISTORY_LIMIT = 100_000  # control records kept for a take's pre-roll (about an hour of playing)
 
 
 class Takes:
     """The session's recording side. ``decoding`` gives the anchors, decoders and cache; ``controls`` the
-    mapping; ``on_take(folder or None)`` is told when a take starts and ends (the lab saves what a take
-    needs beside it); ``start``/``interval`` are the frame grid."""
+    mapping, its state and the queue's drop counts; ``performance`` the path's state; ``on_take(folder or
+    None)`` is told when a take starts and ends (the lab saves what a take needs beside it);
+    ``start``/``interval`` are the frame grid."""
 
-    def __init__(self, config: Config, *, decoding: Any, controls: Any, names: Sequence[str],
-                 start: float, interval: float, error: Callable[[str], None],
+    def __init__(self, config: Config, *, decoding: Any, controls: Any, performance: Any,
+                 names: Sequence[str], start: float, interval: float, error: Callable[[str], None],
                  on_take: Callable[[Path | None], None] = lambda folder: None,
-                 recorder_factory: Callable[..., Recorder] = Recorder, record_first: str | None = None,
-                 history_limit: int = HISTORY_LIMIT) -> None:
+                 recorder_factory: Callable[..., Recorder] = Recorder,
+                 record_first: str | None = None) -> None:
         self.config = config
         self.decoding = decoding
         self.controls = controls
+        self.performance = performance
         self.on_take = on_take
         self.names = list(names)
         self.start, self.interval = start, interval
@@ -53,11 +52,8 @@ class Takes:
         self.takes: list[Path] = []
         self.closing: list[Recorder] = []  # takes stopped, their writers still finishing
         self.finished: list[Recorder] = []
-        self.history: collections.deque[dict[str, Any]] = collections.deque(maxlen=history_limit)
-        # Frame numbers rendered since the start, as [first, last] runs (a new run after a skipped frame).
-        self.rendered: collections.deque[list[int]] = collections.deque(maxlen=history_limit)
-        self.trimmed = 0  # records dropped from history and runs from rendered
         self.held: collections.deque[tuple[Any, np.ndarray | None, dict[str, Any]]] = collections.deque()
+        self._drops_at_start: dict[str, int] = {}
 
     @property
     def recording(self) -> bool:
@@ -66,27 +62,13 @@ class Takes:
     # -- the control stream ----------------------------------------------------------------------------------
 
     def log_events(self, n: int, events: list[ControlEvent]) -> None:
-        if events:
-            self.remember(*(event_to_json(e, n) for e in events))
-            if self.recorder is not None:
-                self.recorder.add_events(n, events)
+        if events and self.recorder is not None:
+            self.recorder.add_events(n, events)
 
     def log_record(self, record: dict[str, Any]) -> None:
         """A record for the control stream beside the events (a mapping reload, a lab measurement)."""
-        self.remember(record)
         if self.recorder is not None:
             self.recorder.add_record(record)
-
-    def remember(self, *records: dict[str, Any]) -> None:
-        self.trimmed += max(0, len(self.history) + len(records) - (self.history.maxlen or 0))
-        self.history.extend(records)
-
-    def frame_rendered(self, n: int) -> None:
-        if self.rendered and self.rendered[-1][1] == n - 1:
-            self.rendered[-1][1] = n
-        else:
-            self.trimmed += len(self.rendered) == self.rendered.maxlen  # the oldest run goes
-            self.rendered.append([n, n])
 
     # -- frames ----------------------------------------------------------------------------------------------
 
@@ -117,7 +99,9 @@ class Takes:
 
     # -- takes -----------------------------------------------------------------------------------------------
 
-    def toggle(self) -> None:
+    def toggle(self, n: int, coords: Any) -> None:
+        """Start a take at frame ``n`` (whose controls are read and coordinates ``coords`` known), or stop
+        the one being recorded."""
         if self.recorder is not None:
             self.stop()
             return
@@ -126,10 +110,11 @@ class Takes:
             folder = root.with_name(f"{root.name}-{len(self.takes) + 1}") if self.takes else root
         else:
             folder = Path(self.config.record_root) / time.strftime("take-%Y%m%d-%H%M%S")
-        self.begin(folder)
+        self.begin(folder, n, coords)
 
-    def begin(self, folder: Path) -> None:
-        """Start a take in ``folder`` (a new name beside it if it holds a take already)."""
+    def begin(self, folder: Path, n: int = -1, coords: Any = None) -> None:
+        """Start a take in ``folder`` (a new name beside it if it holds a take already) from the state after
+        frame ``n`` (-1: before the first frame)."""
         from safetensors.torch import save as save_tensors
 
         if (folder / SIDECAR).exists():  # never mix two takes in one folder
@@ -139,21 +124,20 @@ class Takes:
             log.warning("%s already holds a take; recording into %s", base, folder)
         anchors = save_tensors({"anchors": self.decoding.anchors.detach().float().cpu().contiguous()},
                                metadata={"names": "\n".join(self.names)})
-        if self.trimmed:
-            self.error(f"this take's pre-roll lacks the session's start ({self.trimmed} control records or "
-                       "frame runs): its re-render may differ from what was played")
-        self.recorder = self.recorder_factory(folder, self._sidecar(), anchors=anchors,
-                                              preroll=list(self.history))
+        self._drops_at_start = self.controls.drops()
+        self.recorder = self.recorder_factory(folder, self._sidecar(n, coords), anchors=anchors)
         self.on_take(folder)
         self.recorder.start()
         self.takes.append(folder)
         log.info("recording into %s", folder)
 
-    def _sidecar(self) -> dict[str, Any]:
+    def _sidecar(self, n: int, coords: Any) -> dict[str, Any]:
+        from instrument.snapshot import encode_fields
+
         decoding = self.decoding
         return {
             "format": "latent-instrument take",
-            "version": 1,
+            "version": 2,
             "settings": self.config.to_dict(),
             "model": {
                 "fast": decoding.fast.label,
@@ -163,10 +147,10 @@ class Takes:
             },
             "mapping": self.controls.describe(),
             "anchors": self.names,
-            "clock": {"start": self.start, "interval": self.interval,
-                      "first_frame": self.rendered[-1][1] + 1 if self.rendered else 0},
-            "preroll_frames": [list(run) for run in self.rendered],
-            "preroll_trimmed": self.trimmed,
+            "clock": {"start": self.start, "interval": self.interval},
+            "start": {"n": n, "coords": coords.to_json() if coords is not None else None,
+                      "controls": self.controls.snapshot(),
+                      "performance": encode_fields(self.performance)},
             "out_size": list(decoding.out_size),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
@@ -183,7 +167,7 @@ class Takes:
         recorder, self.recorder = self.recorder, None
         if recorder is not None:
             self.on_take(None)
-            recorder.close()
+            recorder.close(events_dropped=self.controls.drops(since=self._drops_at_start))
             self.closing.append(recorder)
         self.poll()
 

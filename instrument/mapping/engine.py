@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable
+from typing import Any
 
 import mido
 
@@ -81,6 +82,28 @@ class MappingEngine:
     @mapping.setter
     def mapping(self, mapping: Mapping) -> None:
         self._serial += 1
+        self._index(mapping)
+        self.state.tempo_source = mapping.tempo
+        if mapping.bpm is not None:
+            self.state.set("tempo", mapping.bpm, self.state.now or 0.0)
+
+    # Derived from the mapping alone: rebuilt, not saved, when a take's state is restored.
+    DERIVED = frozenset({"state", "_mapping", "_ids", "_by", "_keys", "_has_nrpn", "_ports"})
+
+    def state_dict(self) -> dict[str, Any]:
+        """The decoding state (14-bit and NRPN halves, buttons held, pickup, held notes) as JSON data."""
+        from instrument.snapshot import encode_fields
+
+        return encode_fields(self, skip=self.DERIVED)
+
+    def load_state_dict(self, data: dict[str, Any]) -> None:
+        """Take ``state_dict`` data back (the same mapping in use, so control ids match)."""
+        from instrument.snapshot import restore_fields
+
+        restore_fields(self, data)
+        self._index(self._mapping)
+
+    def _index(self, mapping: Mapping) -> None:
         self._mapping = mapping
         self._ids = {id(c): f"m{self._serial}c{i}" for i, c in enumerate(mapping.controls)}
         by: dict[tuple[str, int | None], list[Control]] = defaultdict(list)
@@ -94,9 +117,6 @@ class MappingEngine:
             self._keys[k.key].append(k)
         self._has_nrpn = any(c.source == "nrpn" for c in mapping.controls)
         self._ports = tuple(p.lower() for p in mapping.ports) if mapping.ports else None
-        self.state.tempo_source = mapping.tempo
-        if mapping.bpm is not None:
-            self.state.set("tempo", mapping.bpm, self.state.now or 0.0)
 
     def exact_controls(self) -> set[tuple[int | None, int]]:
         """(channel 0-15 or None for any, CC) pairs the EventQueue must not coalesce; pass them to

@@ -7,6 +7,7 @@ import time
 
 import mido
 import pytest
+import support
 import torch
 from torch import nn
 
@@ -183,3 +184,71 @@ def test_a_stall_neither_shortens_the_take_nor_moves_its_events(session_loader, 
     s = {line["n"]: line["coords"]["s"] for line in again}
     assert s[10] == 0.0 and s[11] > 0.3  # the fader moved at its own time, not at the end of the stall
     assert result.mismatches == 0  # and the frames that were played are as played
+
+
+def test_a_take_begun_after_a_long_session_re_renders_exactly(session_loader, taef2, tmp_path):
+    """Thousands of control events (MIDI clock, a knob, notes) before the take: it starts from a snapshot
+    of the state, not from a replay of the whole session, and its re-render lands on the live coordinates."""
+    from instrument.recorder import EVENTS, FRAMES, read_jsonl
+    from instrument.replay import rerender
+
+    clock = SteppedClock(start=5.0)
+    renderer, queue, mailbox = stepped_renderer(session_loader, tmp_path, clock)
+    renderer.prepare()
+    try:
+        for k in range(60):  # a long session, compressed: clock pulses, knob moves and notes every frame
+            at = clock.now()
+            for _ in range(100):
+                queue.put(ControlEvent(at, "clock", mido.Message("clock")))
+            queue.put(cc(1, (k * 37) % 128, at))
+            if k % 7 == 0:
+                queue.put(ControlEvent(at, "pads", mido.Message("note_on", note=60, velocity=100)))
+            renderer.step()
+        queue.put(cc(2, 127, clock.now()))  # record on, 6,000 clock pulses in
+        for k in range(12):
+            queue.put(cc(1, (k * 53) % 128, clock.now()))
+            renderer.step()
+    finally:
+        renderer.close()
+    take = renderer.takes[0]
+    live = read_jsonl(take / FRAMES)
+    assert len(read_jsonl(take / EVENTS)) < 100  # the take holds its own events, not the session's
+    result = rerender(take, load=lambda config: (taef2, None), progress=False)
+    again = read_jsonl(result.folder / FRAMES)
+    assert result.mismatches == 0 and len(again) == len(live) == 12
+    rendered, played = support.as_played(again, live)
+    assert rendered == played
+    assert len({f["coords"]["s"] for f in live}) > 3
+
+
+def test_a_flood_is_counted_on_the_hud_and_in_the_take_and_nan_values_change_nothing(session_loader,
+                                                                                      tmp_path):
+    """Far more notes between two frames than the queue keeps: the drops are said on the HUD and written
+    into the take's sidecar by type; a NaN or infinite value from a broken source is ignored."""
+    import json
+
+    from instrument.events import KEPT_LIMIT
+    from instrument.recorder import SIDECAR
+
+    clock = SteppedClock(start=3.0)
+    renderer, queue, mailbox = stepped_renderer(session_loader, tmp_path, clock,
+                                                record=str(tmp_path / "take"))
+    renderer.prepare()
+    try:
+        renderer.run_frames(2)
+        at = clock.now()
+        for k in range(KEPT_LIMIT + 5000):  # notes 0-59: no anchor mapped, each note on and its note off
+            note = mido.Message("note_on" if k % 2 == 0 else "note_off", note=(k // 2) % 60, velocity=64)
+            queue.put(ControlEvent(at, "flood", note))
+        state = renderer.parts.controls.state
+        before = state.value("position")
+        state.set("position", float("nan"), at)
+        state.set("position", float("inf"), at)
+        assert renderer.run_frames(3) == 3 and renderer.failure is None
+        assert state.value("position") == before
+        assert any("events dropped" in e and "note_on" in e for e in renderer.board.errors)
+    finally:
+        renderer.close()
+    sidecar = json.loads((tmp_path / "take" / SIDECAR).read_text())
+    dropped = sidecar["events_dropped"]
+    assert dropped["note_on"] > 0 and sum(dropped.values()) >= 5000

@@ -44,8 +44,7 @@ def meta(n: int) -> dict:
 
 
 def test_a_take_has_frames_sidecar_control_stream_and_midi(tmp_path):
-    rec = Recorder(tmp_path / "take", {"settings": {"fps": 30}, "anchors": ["a", "b"]},
-                   preroll=[{"n": 0, "t": 99.0, "midi": "B0 01 00", "source": "x"}])
+    rec = Recorder(tmp_path / "take", {"settings": {"fps": 30}, "anchors": ["a", "b"]})
     rec.start()
     notes = [ControlEvent(100.0, "pads", mido.Message("note_on", note=60, velocity=100)),
              ControlEvent(100.5, "pads", mido.Message("note_off", note=60)),
@@ -66,8 +65,7 @@ def test_a_take_has_frames_sidecar_control_stream_and_midi(tmp_path):
     assert [f["file"] for f in frames] == [f"frame_{k:06d}.png" for k in range(5)]
     assert np.asarray(Image.open(folder / frames[3]["file"]))[0, 0, 0] == 3
     events = read_jsonl(folder / EVENTS)
-    assert events[0]["n"] == 0 and events[0]["t"] == 99.0  # the pre-roll comes first
-    assert [event_from_json(e) for e in events[1:]] == notes
+    assert [event_from_json(e) for e in events] == notes
     midi = mido.MidiFile(folder / MIDI_FILE)
     played = [m for m in midi.tracks[0] if not m.is_meta]
     assert [m.type for m in played] == ["note_on", "note_off"]  # clock stays in events.jsonl only
