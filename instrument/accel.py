@@ -568,8 +568,9 @@ class FastLatents:
     paths) the unit vectors, norms and angle are fixed; a frame's point is then two scalars (from Python
     floats) times two fixed vectors, and the random walk's wander is four device-resident keyframes mixed
     with four scalars: a ``Mix`` of at most ``MIX_TERMS`` terms. Anything else (glides in progress,
-    offsets, locks, lerp / spline / loop paths, atlas coordinates with the ``atlas`` attribute) is passed to
-    ``latent_at`` itself, so results are the same function of the coordinates.
+    offsets, locks, lerp / spline / loop paths, atlas coordinates with the ``atlas`` attribute, the geodesic
+    path with the ``routes`` attribute) is passed to ``latent_at`` itself, so results are the same function
+    of the coordinates.
 
     ``FastLatents(anchors [N, C, h, w], seed=..., std=...)``; ``fl(coords) -> [C, h, w]`` on the anchors'
     device and dtype; ``fl.mix(coords) -> Mix | None`` (None: ``latent_at`` serves these coordinates).
@@ -581,6 +582,7 @@ class FastLatents:
         self.seed = seed
         self.std = std
         self.atlas = None  # lab.atlas.Atlas for coordinates in atlas mode (latent_at places them)
+        self.routes = None  # [N - 1, K, C, h, w] for the geodesic path (set by lab.live.LiveLab)
         self.fast_calls = 0
         self._segments: dict[int, tuple] = {}
         self._keyframes: dict[int, torch.Tensor] = {}
@@ -590,7 +592,8 @@ class FastLatents:
         if mix is None:
             from instrument.performance import latent_at
 
-            return latent_at(self.anchors, coords, seed=self.seed, std=self.std, atlas=self.atlas)
+            return latent_at(self.anchors, coords, seed=self.seed, std=self.std, atlas=self.atlas,
+                             routes=self.routes)
         with torch.no_grad():
             return mix.latent().to(self.anchors.dtype)
 

@@ -185,7 +185,7 @@ def rerender(folder: str | Path, *, decoder: str = "fast", fps: float | None = N
     from tqdm import tqdm
 
     from instrument.lab.atlas import AtlasError
-    from instrument.lab.live import LiveLab
+    from instrument.lab.live import LAB_RECORDS, LiveLab
     from instrument.mapping import parse_mapping
     from instrument.render import Controls, Decoding, frame_pipeline, full_pipeline
 
@@ -227,7 +227,7 @@ def rerender(folder: str | Path, *, decoder: str = "fast", fps: float | None = N
             for record in tick.records:
                 if "mapping" in record:
                     controls.use_text(record["mapping"], record.get("file", "<mapping>"))
-                elif "pacing" in record or "atlas" in record:
+                elif any(key in record for key in LAB_RECORDS):
                     try:
                         lab.apply(record, folder)
                     except AtlasError as exc:
