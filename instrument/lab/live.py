@@ -56,6 +56,7 @@ ROUTES_FOLDER = "geodesic"
 LAB_RECORDS = ("pacing", "atlas", "geodesic")  # control-stream records that LiveLab.apply replays
 LAB_SECONDS = 0.02  # lab work per frame on a GPU (a CPU does one batch of decodes a frame)
 PROBE_EVERY = 0.5  # seconds between readouts while moving on a GPU
+SETTLE_SECONDS = 1.0  # the controls rest this long before the lab measures between frames
 PROBE_KEY = "probe"
 MINIMAP = 160  # pixels
 PHASE_BAR = 24  # characters
@@ -117,6 +118,7 @@ class LiveLab:
         self._progress: dict[str, str] = {}
         self._probe_coords: Coords | None = None
         self._probe_time = 0.0
+        self._rest_since: float | None = None  # when the controls came to rest (time.monotonic)
         self._finished: list[tuple[str, Any]] = []  # measured between frames, installed by the next step
         self._failed: set[str] = set()  # keys whose measuring failed (said once; they play unmeasured)
         self._minimap: tuple[tuple[float, float], np.ndarray] | None = None
@@ -170,11 +172,15 @@ class LiveLab:
         return performance.step(controls, t, pick)
 
     def after_frame(self, coords: Coords, resting: bool) -> None:
-        """Between frames, while the controls rest (on a GPU, also while moving): the stretch and bend
-        readout at ``coords``, then a survey of the current path for its phase boundaries."""
+        """Between frames, once the controls have rested ``SETTLE_SECONDS`` (on a GPU, also while moving):
+        the stretch and bend readout at ``coords``, then a survey of the current path for its phase
+        boundaries. (On a CPU each batch holds the render thread for a decode: a short pause between two
+        moves is left alone.)"""
         if self.decode is None:
             return
         now = time.monotonic()
+        self._rest_since = (self._rest_since or now) if resting else None
+        resting = resting and now - self._rest_since >= SETTLE_SECONDS
         if coords != self._probe_coords and (resting or (self.gpu and now - self._probe_time >= PROBE_EVERY)):
             self._drop(PROBE_KEY)
             self._probe_coords, self._probe_time = coords, now
