@@ -27,7 +27,7 @@ class Param:
     choices: tuple[str, ...] = field(default=())
 
 
-PATH_KINDS = ("slerp", "lerp", "loop", "spline", "walk")
+PATH_KINDS = ("slerp", "lerp", "loop", "spline", "walk", "geodesic")
 LOCK_REGIONS = ("none", "left", "right", "top", "bottom", "center", "border")
 DECODERS = ("fast", "full")
 
@@ -38,7 +38,8 @@ PARAMS: dict[str, Param] = {
         Param("position", "continuous", 0.0, "position along the current path, 0 = first anchor, 1 = last"),
         Param("speed", "continuous", 0.0, "automatic travel along the path, in path lengths per bar "
               "(negative runs backwards)", low=-2.0, high=2.0),
-        Param("path", "choice", "slerp", "how anchors are joined", choices=PATH_KINDS),
+        Param("path", "choice", "slerp", "how anchors are joined (geodesic: the route along which the "
+              "picture changes least, found by the lab)", choices=PATH_KINDS),
         # Anchors: notes select them, transitions glide between them.
         Param("anchor", "integer", 0, "index of the anchor to go to (notes set this)", low=0, high=127),
         Param("bank", "integer", 0, "anchor bank (program change selects it)", low=0, high=127),

@@ -18,9 +18,13 @@ straight (SLERP) line, with an ease-in-out over ``transition`` seconds (the mapp
 velocity; 0 jumps), ending on a beat when ``sync`` is on. The position fader then moves from there.
 
 Lab controls (instrument.lab.live measures and installs what they need; a take logs it, so replay agrees):
-``bank`` shifts a picked anchor index by ``bank * bank_size``; ``pacing`` re-times path travel (per segment,
-so anchors stay where they are) and glides through ``tables`` of measured pixel arc length, and keeps the
-eased, unpaced timing while a table it needs is missing (listed in ``wanted``); ``atlas`` (once
+``bank`` shifts a picked anchor index by ``bank * bank_size``; ``pacing`` re-times path travel and glides
+through ``tables`` of measured pixel arc length. A path's table covers the whole path, so travel runs in
+*paced* units (the fraction of the path's picture change done) and an anchor sits where that fraction is
+reached; whenever the table in use changes (pacing on or off, a table arriving, another path kind) the origin
+moves so that the picture stays where it is. While a table is missing (listed in ``wanted``) travel stays
+unpaced and a glide waits at its start. The ``geodesic`` path plays once its routes are installed
+(``routes_ready``; ``latent_at`` takes them as ``routes``) and SLERP until then. ``atlas`` (once
 ``atlas_ready``) puts the frame at the atlas cursor instead of on the path.
 """
 
@@ -36,10 +40,10 @@ import torch
 
 from instrument.latent import geometry
 
-# Coordinates are rounded to these steps: fine enough to look continuous, coarse enough that a loop's
-# second lap (or a fader's return to a spot) hits the frame cache.
-S_STEP = 1 / 4096
-GLIDE_STEP = 1 / 256
+# Coordinates are rounded to these steps, so that a fader's return to a spot hits the frame cache; fine
+# enough that equal steps of travel stay equal: on a grid of 1/256 a 30-frame glide's steps vary by ±6%.
+S_STEP = 1 / 16384
+GLIDE_STEP = 1 / 4096
 AMOUNT_STEP = 1 / 512
 WALK_STEP = 1 / 1000
 WALK_FLOOR = 0.5  # the `walk` path wanders even with the noise control at 0
@@ -97,6 +101,9 @@ def bank_anchor(anchor: int, bank: int, bank_size: int, n_anchors: int) -> tuple
     return k % n, k >= n
 
 
+ROUTES_KEY = "routes geodesic"  # in ``wanted`` while the geodesic path waits for its routes
+
+
 def path_key(kind: str) -> str:
     """Pacing-table key of the whole path of this kind (``walk`` wanders around the slerp path)."""
     return f"path {'slerp' if kind == 'walk' else kind}"
@@ -138,6 +145,8 @@ class Performance:
     bank_size: int = 0  # anchors per bank (0: banks off)
     glide_to: float = 0.0  # path position the current glide was aimed at (keys its pacing table)
     atlas_ready: bool = False  # an atlas is installed: the `atlas` toggle may use it
+    routes_ready: bool = False  # the geodesic path's routes are installed: the `geodesic` path may play
+    paced: str = ""  # key of the table that paced travel in the last step ("" unpaced)
     tables: dict[str, Any] = field(default_factory=dict)  # pacing tables by key, shared by copies
     wanted: tuple[str, ...] = ()  # keys of tables the last step would have used but lacked
     wrapped: str = ""  # the last bank pick that ran past the anchors, in words
@@ -155,47 +164,41 @@ class Performance:
             self.glide_end += dt
             return self.frozen
         path = str(controls["path"])
+        wanted = []
+        if path == "geodesic" and not self.routes_ready:
+            wanted.append(ROUTES_KEY)
+            path = "slerp"
         loop = path == "loop"
         n = max(1, self.n_anchors)
         bars_per_second = float(controls["tempo"]) / 60.0 / 4.0
         self.travel += float(controls["speed"]) * bars_per_second * dt
         self.walk_t += float(controls["walk_speed"]) * dt
         position = float(controls["position"])
+        pacing = bool(controls.get("pacing")) and self.n_anchors > 1
+        table = self.tables.get(path_key(path)) if pacing else None
+        if pacing and table is None:
+            wanted.append(path_key(path))
 
-        if self.home is None:
+        first = self.home is None
+        if first:
             self.home = int(controls["anchor"]) % n
             self.origin = anchor_position(self.home, n, loop)
-        elif pick is not None:
+        self._keep_place(path_key(path) if table is not None else "", loop, position)
+        if pick is not None and not first:
             bank = int(controls.get("bank", 0))
             k, wrapped = bank_anchor(int(pick), bank, self.bank_size, n)
             if wrapped:
                 asked = int(pick) + bank * self.bank_size
                 self.wrapped = f"bank {bank} anchor {int(pick)} is #{asked}, but there are {n} anchors: #{k}"
-            self._pick(k, controls, t, loop, position)
+            self._pick(k, controls, t, loop, position, table)
 
-        pacing = bool(controls.get("pacing")) and self.n_anchors > 1
-        wanted = []
         s = fold(self.origin + position + self.travel, loop)
-        if pacing:
-            table = self.tables.get(path_key(path))
-            if table is None:
-                wanted.append(path_key(path))
-            else:
-                s = float(table(s))
+        if table is not None:
+            s = float(table(s))
         s = _q(s, S_STEP)
         if pick is not None:
             self.glide_to = s
-        glide = 1.0
-        if t < self.glide_end:
-            u = (t - self.glide_start) / (self.glide_end - self.glide_start)
-            eased = ease(u)
-            if pacing:  # constant picture change instead of the ease
-                table = self.tables.get(glide_key(path, self.glide_from, self.glide_to))
-                if table is None:
-                    wanted.append(glide_key(path, self.glide_from, self.glide_to))
-                else:
-                    eased = float(table(min(1.0, max(0.0, u))))
-            glide = _q(eased, GLIDE_STEP)
+        glide = self._glide(t, path, pacing, wanted) if t < self.glide_end else 1.0
         self.wanted = tuple(wanted)
         self.last_s = s if glide >= 1.0 else self.glide_from + (s - self.glide_from) * glide
         noise = float(controls["noise"]) + (WALK_FLOOR if path == "walk" else 0.0)
@@ -220,11 +223,41 @@ class Performance:
         self.frozen = coords if controls["freeze"] else None
         return coords
 
-    def _pick(self, k: int, controls: Mapping[str, Any], t: float, loop: bool, position: float) -> None:
+    def _glide(self, t: float, path: str, pacing: bool, wanted: list[str]) -> float:
+        """Progress of the glide in progress at ``t``: eased, or paced by its table (constant picture
+        change), waiting at the start while that table is missing (its key added to ``wanted``)."""
+        u = (t - self.glide_start) / (self.glide_end - self.glide_start)
+        if not pacing:
+            return _q(ease(u), GLIDE_STEP)
+        key = glide_key(path, self.glide_from, self.glide_to)
+        table = self.tables.get(key)
+        if table is None:
+            wanted.append(key)
+            self.glide_start, self.glide_end = t, t + self.glide_end - self.glide_start
+            return 0.0
+        return _q(float(table(min(1.0, max(0.0, u)))), GLIDE_STEP)
+
+    def _keep_place(self, key: str, loop: bool, position: float) -> None:
+        """Pace travel with the table ``key`` ("" unpaced) from now on, moving the origin so that the path
+        position s stays where the last step's table put it."""
+        if key == self.paced:
+            return
+        old, new = self.tables.get(self.paced), self.tables.get(key)
+        raw = self.origin + position + self.travel
+        u = fold(raw, loop)
+        s = float(old(u)) if old is not None else u
+        shift = (float(new.progress(s)) if new is not None else s) - u
+        backwards = not loop and raw % 2.0 > 1.0  # an open path's travel is on its way back
+        self.origin += -shift if backwards else shift
+        self.paced = key
+
+    def _pick(self, k: int, controls: Mapping[str, Any], t: float, loop: bool, position: float,
+              table: Any) -> None:
         # Start the glide where the picture is now (approximated on the path during a glide in progress).
         self.glide_from = self.last_s
         self.home = k
-        self.origin = anchor_position(k, self.n_anchors, loop) - position - self.travel
+        spot = anchor_position(k, self.n_anchors, loop)
+        self.origin = (float(table.progress(spot)) if table is not None else spot) - position - self.travel
         duration = float(controls["transition"])  # the mapping sets it per note (from velocity, or 0: jump)
         end = t + duration
         if controls.get("sync") and duration > 0:
@@ -235,12 +268,13 @@ class Performance:
 
 
 def latent_at(anchors: torch.Tensor, coords: Coords, *, seed: int = 0, std: float = 1.0,
-              atlas: Any = None) -> torch.Tensor:
+              atlas: Any = None, routes: torch.Tensor | None = None) -> torch.Tensor:
     """Anchors [N, C, h, w] (diffusion space) and coordinates -> the frame's latent [C, h, w].
 
     Works on the anchors' device and dtype. ``seed`` seeds the random walk; ``std`` is the family's latent
     std (noise and offsets are measured in it). ``atlas`` (an ``instrument.lab.atlas.Atlas``) places
-    coordinates with ``atlas`` set; it must be given for them.
+    coordinates with ``atlas`` set; it must be given for them. ``routes`` [N - 1, K, C, h, w] (the control
+    points of each segment, ``geometry.route_point``) place the ``geodesic`` path; they must be given for it.
     """
     kind = "slerp" if coords.path == "walk" else coords.path
     if coords.atlas:
@@ -251,6 +285,12 @@ def latent_at(anchors: torch.Tensor, coords: Coords, *, seed: int = 0, std: floa
     elif anchors.shape[0] == 1:
         latent = anchors[0]
         start = anchors[0]
+    elif kind == "geodesic":
+        if routes is None:
+            raise ValueError("geodesic coordinates, but no routes are loaded")
+        routes = routes.to(anchors.device, anchors.dtype)
+        latent = geometry.route_point(routes, coords.s)
+        start = geometry.route_point(routes, coords.glide_from) if coords.glide < 1.0 else latent
     else:
         latent = geometry.path_point(anchors, coords.s, kind)
         start = geometry.path_point(anchors, coords.glide_from, kind) if coords.glide < 1.0 else latent

@@ -260,6 +260,7 @@ class Replay:
 
     def coords(self, tick: Tick) -> Coords:
         from instrument.lab.atlas import AtlasError
+        from instrument.lab.live import LAB_RECORDS
 
         if self.start is not None and tick.n == self.start[0]:
             return self.start[1]  # its controls were read before the take began: the snapshot holds them
@@ -268,7 +269,7 @@ class Replay:
             try:
                 if "mapping" in record:
                     self.controls.use_text(record["mapping"], record.get("file", "<mapping>"))
-                elif "pacing" in record or "atlas" in record:
+                elif any(key in record for key in LAB_RECORDS):
                     self.lab.apply(record, self.folder)
                 else:
                     self.controls.apply(event_from_json(record))
@@ -313,7 +314,7 @@ def open_replay(folder: Path, sidecar: dict[str, Any], config: Config, decoding:
 
 def _restore(replay: Replay, start: dict[str, Any]) -> None:
     """Continue from the snapshot a take began with (its state after frame ``start["n"]``)."""
-    from instrument.lab.live import ATLAS_FOLDER
+    from instrument.lab.live import ATLAS_FOLDER, ROUTES_FOLDER
     from instrument.snapshot import SnapshotError, restore_fields
 
     try:
@@ -325,6 +326,8 @@ def _restore(replay: Replay, start: dict[str, Any]) -> None:
         raise TakeError(f"{replay.folder / SIDECAR}: the take's starting state: {exc}") from None
     if replay.performance.atlas_ready:
         replay.lab.apply({"atlas": ATLAS_FOLDER}, replay.folder)
+    if replay.performance.routes_ready:
+        replay.lab.apply({"geodesic": ROUTES_FOLDER}, replay.folder)
 
 
 def open_decoding(folder: Path, sidecar: dict[str, Any], config: Config, decoder: str,

@@ -7,11 +7,16 @@ to the original, while different pictures differ; a 2D PCA of them (torch.linalg
 ``features="latent"`` charts the flattened latents themselves instead (a plain PCA; mirror images then fall
 far apart). "umap" lays the same features out with umap-learn (the optional ``atlas`` extra).
 
-Inverting the map (``from_map``) must give a latent anywhere on it, exact at the anchors:
-- pca: a least-squares linear map from map coordinates back to latents (for ``features="latent"`` this is the
-  PCA back-projection) plus the anchors' residuals (what the line misses) mixed by inverse squared distance to
-  the nearest anchors;
-- umap: a norm-preserving blend (``geometry.blend``) of the nearest anchors by inverse squared distance.
+Inverting the map (``from_map``) must give a latent anywhere on it, exact at the anchors, that the map puts
+back where the cursor is, and as vivid as the anchors around it:
+- a first guess: for pca, a least-squares linear map from map coordinates back to latents (for
+  ``features="latent"`` this is the PCA back-projection) plus the anchors' residuals (what the line misses)
+  mixed by inverse squared distance to the nearest anchors; for umap, a norm-preserving blend
+  (``geometry.blend``) of the nearest anchors by inverse squared distance;
+- then the smallest move that brings its map position onto the cursor (Gauss-Newton through ``to_map``);
+- then its norm set to the nearest anchors' norms mixed by the same weights: a plain mix of latents is
+  shorter than the latents (independent directions partly cancel), which decodes as a flatter, greyer
+  picture. Style features ignore the latent's scale, so this keeps the map position.
 Map coordinates are (x, y) in [0, 1], x to the right, y downwards, each axis stretched to fill the square.
 """
 
@@ -39,6 +44,8 @@ FEATURES = ("style", "latent")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 MARGIN = 0.08  # map coordinates of the outermost anchors keep this far from the edges
 NEIGHBOURS = 4  # anchors mixed by from_map / to_map (umap)
+ONTO_STEPS = 8  # from_map's Gauss-Newton steps onto the cursor's map position, at most
+ONTO_TOLERANCE = 1e-4  # ... until it is this close (map units)
 
 
 class AtlasError(UserError):
@@ -86,29 +93,46 @@ def kmeans(x: torch.Tensor, k: int, seed: int = 0, iters: int = 100) -> tuple[to
     return labels, c
 
 
-def silhouette(x: torch.Tensor, labels: torch.Tensor) -> float:
-    """Mean silhouette of a clustering (in [-1, 1]; higher = tighter, better separated clusters)."""
-    d = torch.cdist(x, x)
-    ks = labels.unique()
-    if len(ks) < 2:
-        return -1.0
+def agreement(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Adjusted Rand index of two labelings of the same points (Tensor[N] each): 1 for the same partition
+    (whatever the label numbers), about 0 for unrelated ones."""
+    table = torch.zeros(int(a.max()) + 1, int(b.max()) + 1, dtype=torch.float64)
+    table.index_put_((a, b), torch.ones(len(a), dtype=torch.float64), accumulate=True)
+
+    def pairs(x: torch.Tensor) -> torch.Tensor:
+        return (x * (x - 1) / 2).sum()
+
+    both, rows, cols = pairs(table), pairs(table.sum(1)), pairs(table.sum(0))
+    total = len(a) * (len(a) - 1) / 2
+    expected = rows * cols / total
+    top = (rows + cols) / 2 - expected
+    return float((both - expected) / top) if top > 0 else 1.0
+
+
+def stability(x: torch.Tensor, k: int, seed: int = 0, rounds: int = 20, keep: float = 0.8) -> float:
+    """How reproducible k-means with k clusters is on points x (Tensor[N, D]): the mean agreement between
+    clusterings of ``rounds`` random subsets of ``keep`` of the points (each with its own seeding) and the
+    clustering of all of them, on the shared points. Real groups come out the same from any subset; a k
+    that splits a group, or merges two, depends on which points were drawn."""
+    g = torch.Generator().manual_seed(seed)
+    full, _ = kmeans(x, k, seed)
     scores = []
-    for i in range(len(x)):
-        same = labels == labels[i]
-        if same.sum() < 2:
-            scores.append(0.0)
-            continue
-        a = d[i][same].sum() / (same.sum() - 1)
-        b = min(d[i][labels == k].mean() for k in ks if k != labels[i])
-        scores.append(float((b - a) / max(a, b).clamp_min(1e-12)))
+    for r in range(rounds):
+        subset = torch.randperm(len(x), generator=g)[:max(k + 1, round(keep * len(x)))]
+        labels, _ = kmeans(x[subset], k, seed + 1 + r)
+        scores.append(agreement(labels, full[subset]))
     return float(np.mean(scores))
 
 
 def choose_k(x: torch.Tensor, k_max: int = 8, seed: int = 0) -> int:
-    """The number of clusters (2..k_max) with the best silhouette; 1 for fewer than 3 points."""
-    if len(x) < 3:
+    """The number of clusters (2..k_max) whose k-means is the most stable (``stability``; the larger k
+    among near ties, within 0.02, so that groups are not merged for a sliver of stability); 1 for fewer
+    than 4 points."""
+    if len(x) < 4:
         return 1
-    return max(range(2, min(k_max, len(x) - 1) + 1), key=lambda k: silhouette(x, kmeans(x, k, seed)[0]))
+    scores = {k: stability(x, k, seed) for k in range(2, min(k_max, len(x) - 2) + 1)}
+    best = max(scores.values())
+    return max(k for k, score in scores.items() if score >= best - 0.02)
 
 
 class Atlas:
@@ -137,7 +161,7 @@ class Atlas:
     def fit(cls, latents: torch.Tensor, names: list[str], method: str = "pca", *, features: str = "style",
             clusters: int = 0, seed: int = 0) -> Atlas:
         """Chart latents (Tensor[N,C,h,w], N >= 3) named ``names``. ``clusters``: k for k-means on the map
-        (0: chosen by silhouette, up to 8)."""
+        (0: the most stable k up to 8, ``choose_k``)."""
         if method not in METHODS:
             raise AtlasError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
         if len(latents) < 3 or len(names) != len(latents):
@@ -163,26 +187,61 @@ class Atlas:
         """Where a latent falls on the map: Tensor[C,h,w] -> (x, y), or Tensor[B,C,h,w] -> Tensor[B,2];
         in [0, 1] (clipped)."""
         batch = latent.unsqueeze(0) if latent.dim() == 3 else latent
-        feats = features_of(batch.cpu(), self.features)
-        if self.method == "pca":
-            xy = _normalise((feats - self.feat_mean) @ self.feat_basis.T, self.lo, self.hi)
-        else:
-            # UMAP keeps no formula: place it among its nearest anchors in feature space.
-            d = torch.cdist(feats, self._anchor_features)
-            xy = _idw(d, len(self.names)) @ self.coords
-        xy = xy.clamp(0, 1)
+        xy = self._position(batch.detach().cpu().float()).clamp(0, 1)
         return (float(xy[0, 0]), float(xy[0, 1])) if latent.dim() == 3 else xy
 
+    def _position(self, batch: torch.Tensor) -> torch.Tensor:
+        """Map coordinates of latents Tensor[B,C,h,w] -> Tensor[B,2], unclipped and differentiable."""
+        feats = features_of(batch, self.features)
+        if self.method == "pca":
+            return _normalise((feats - self.feat_mean) @ self.feat_basis.T, self.lo, self.hi)
+        # UMAP keeps no formula: place it among its nearest anchors in feature space.
+        return _idw(torch.cdist(feats, self._anchor_features), len(self.names)) @ self.coords
+
     def from_map(self, x: float, y: float) -> torch.Tensor:
-        """The latent at map point (x, y) in [0, 1] -> Tensor[C,h,w] float32 (exact at anchors)."""
+        """The latent at map point (x, y) in [0, 1] -> Tensor[C,h,w] float32: exact at anchors, placed where
+        ``to_map`` puts it back at (x, y), with the norm of the nearest anchors mixed by the same weights
+        (so flying between anchors never shrinks the picture towards grey)."""
         p = torch.tensor([[float(x), float(y)]])
         weights = _idw(torch.cdist(p, self.coords), NEIGHBOURS)[0]
         shape = self.latents.shape[1:]
         if self.method == "umap":
             keep = weights > 0
-            return blend(self.latents[keep], weights[keep], preserve_norm=True)
-        linear = torch.cat([torch.ones(1), p[0]]) @ self.back
-        return (linear + weights @ self.residuals).view(shape)
+            latent = blend(self.latents[keep], weights[keep], preserve_norm=True)
+        else:
+            linear = torch.cat([torch.ones(1), p[0]]) @ self.back
+            latent = (linear + weights @ self.residuals).view(shape)
+        latent = self._onto(latent, p[0])
+        norm = float(weights @ self.latents.flatten(1).norm(dim=1))
+        # (Again after the rescale: only the raw latents' positions depend on scale, not style features.)
+        return self._onto(latent * (norm / max(float(latent.norm()), 1e-12)), p[0])
+
+    def _onto(self, latent: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Move ``latent`` [C,h,w] the least distance that brings its map position to ``target`` [2]
+        (Gauss-Newton on the two coordinates; nothing moves at an anchor, which is already there)."""
+        z = latent.clone()
+        error = target - self._position(z[None])[0]
+        for _ in range(ONTO_STEPS):
+            if float(error.norm()) < ONTO_TOLERANCE:
+                break
+            # (The render thread asks for latents under inference mode, where nothing records gradients.)
+            with torch.inference_mode(False), torch.enable_grad():
+                zg = z.detach().clone().requires_grad_(True)
+                xy = self._position(zg[None])[0]
+                jac = torch.stack([torch.autograd.grad(xy[i], zg, retain_graph=i == 0)[0].flatten()
+                                   for i in range(2)])
+            error = target - xy.detach()
+            move = jac.T @ torch.linalg.solve(jac @ jac.T + 1e-9 * torch.eye(2), error)
+            for _halving in range(6):  # a step that overshoots is halved
+                trial = z + move.view_as(z)
+                trial_error = target - self._position(trial[None])[0]
+                if float(trial_error.norm()) < float(error.norm()):
+                    z, error = trial, trial_error
+                    break
+                move = move / 2
+            else:
+                break
+        return z
 
     def nearest(self, x: float, y: float) -> int:
         """Index of the anchor nearest to map point (x, y)."""
@@ -351,8 +410,9 @@ def configure_atlas(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--features", choices=FEATURES, default="style",
                         help="chart channel correlations (style: crops and mirror images stay together) or "
                              "the raw latents")
-    parser.add_argument("--clusters", type=number(int, 0, 64), default=0, help="number of colour groups (0: "
-                        "chosen automatically)")
+    parser.add_argument("--clusters", type=number(int, 0, 64), default=0,
+                        help="number of colour groups (0: the number whose grouping is the most stable when "
+                             "pictures are left out)")
     parser.add_argument("--picture-size", type=number(int, 64, 8192), default=1024,
                         help="width of the map picture in pixels")
     AnchorConfig.add_arguments(parser)

@@ -72,6 +72,7 @@ class FastLatents:
         self.seed = seed
         self.std = std
         self.atlas = None
+        self.routes = None  # [N - 1, K, C, h, w] for the geodesic path (set by lab.live.LiveLab)
         self.fast_calls = 0
         self._segments: dict[int, Segment] = {}
         self._keyframes: dict[int, torch.Tensor] = {}
@@ -83,7 +84,8 @@ class FastLatents:
             # (imported here: performance builds on this package)
             from instrument.performance import latent_at
 
-            return latent_at(self.anchors, coords, seed=self.seed, std=self.std, atlas=self.atlas)
+            return latent_at(self.anchors, coords, seed=self.seed, std=self.std, atlas=self.atlas,
+                             routes=self.routes)
         with torch.no_grad():
             return mix.latent().to(self.anchors.dtype)
 

@@ -235,6 +235,29 @@ def _path_weights(i: Tensor, t: Tensor, n: int, kind: str) -> Tensor:
     return w_ext @ ext
 
 
+def route_point(routes: Tensor, s: float | Tensor) -> Tensor:
+    """The point at position ``s`` of a path made of routes between consecutive anchors (the ``geodesic``
+    path kind: instrument.lab.geodesic finds the routes). routes: [M, K, *S], the K control points of each
+    of the M segments (routes[i, 0] is anchor i, routes[i, -1] anchor i + 1); s: float -> [*S], or
+    Tensor[T] -> [T, *S].
+
+    Anchor i sits at s = i / M, as on the other open paths; s is clamped to [0, 1]. Inside a segment the
+    point follows a Catmull-Rom curve through its control points at even steps, so it passes every control
+    point exactly, with a continuous direction between them.
+    """
+    if routes.ndim < 3 or routes.shape[1] < 2:
+        raise ValueError(f"routes must be [M, K >= 2, *S], not {tuple(routes.shape)}")
+    m, k = routes.shape[:2]
+    flat = _work(routes).reshape(m, k, -1)
+    ss, batched = _positions(s, routes.device, flat.dtype)
+    i, t = _segments(ss, m + 1, closed=False)
+    rows = torch.empty(len(ss), flat.shape[2], device=routes.device, dtype=flat.dtype)
+    for segment in i.unique().tolist():
+        here = i == segment
+        rows[here] = path_point(flat[segment], t[here], "spline", preserve_norm=False)
+    return _shaped(rows, routes.shape[2:], batched, routes.dtype)
+
+
 def path_velocity(anchors: Tensor, s: float | Tensor, kind: str = "slerp", preserve_norm: bool = True,
                   h: float = 1e-3) -> Tensor:
     """d(path_point)/ds by central differences of step ``h``: same shapes as ``path_point``. Open paths use

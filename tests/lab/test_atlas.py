@@ -11,7 +11,7 @@ import torch
 from PIL import Image, ImageEnhance, ImageOps
 
 from instrument.cli import main
-from instrument.lab.atlas import Atlas, AtlasError, choose_k, draw_atlas, draw_minimap, kmeans
+from instrument.lab.atlas import Atlas, AtlasError, agreement, choose_k, draw_atlas, draw_minimap, kmeans
 
 from .conftest import NAMES
 
@@ -83,6 +83,43 @@ def test_map_inverts_and_reloads(charted):
     assert atlas.to_map(atlas.latents[:3]).shape == (3, 2)
     with pytest.raises(AtlasError, match=r"\(32, 8, 8\)"):
         Atlas.load(out, latent_shape=(32, 8, 8))
+
+
+def test_flight_keeps_the_pictures_vivid_and_lands_where_the_cursor_is(charted):
+    """Flying between pictures, the latent keeps the norms of the anchors around it (a plain mix shrinks
+    towards grey); and wherever the cursor is, the map puts its latent back under the cursor."""
+    atlas = Atlas.load(charted[0])
+    norms = atlas.latents.flatten(1).norm(dim=1)
+    flown = []
+    for i, j in ((0, 6), (7, 20), (13, 29), (24, 3)):  # between different subjects
+        for u in torch.linspace(0, 1, 7).tolist():
+            x, y = ((1 - u) * atlas.coords[i] + u * atlas.coords[j]).tolist()
+            flown.append(float(atlas.from_map(x, y).norm()))
+    assert float(norms.min()) - 1e-3 <= min(flown) and max(flown) <= float(norms.max()) + 1e-3
+    misses = []
+    for x in torch.linspace(0.02, 0.98, 7).tolist():
+        for y in torch.linspace(0.02, 0.98, 7).tolist():
+            tx, ty = atlas.to_map(atlas.from_map(x, y))
+            misses.append(((tx - x) ** 2 + (ty - y) ** 2) ** 0.5)
+    assert max(misses) < 0.02
+
+
+def test_clusters_are_the_subjects(charted):
+    """Five pictures in six variants each: the most stable clustering has five groups, one per picture."""
+    info = json.loads((charted[0] / "atlas.json").read_text())
+    groups = {}
+    for a in info["anchors"]:
+        groups.setdefault(a["name"].split("-")[0], set()).add(a["cluster"])
+    assert len({a["cluster"] for a in info["anchors"]}) == 5
+    assert all(len(clusters) == 1 for clusters in groups.values())
+    atlas = Atlas.load(charted[0])
+    assert len(set(Atlas.fit(atlas.latents, atlas.names, clusters=3).labels.tolist())) == 3  # or the user's k
+
+
+def test_agreement_ignores_label_numbers():
+    a = torch.tensor([0, 0, 1, 1, 2, 2])
+    assert agreement(a, torch.tensor([2, 2, 0, 0, 1, 1])) == pytest.approx(1.0)
+    assert agreement(a, torch.tensor([0, 1, 0, 1, 0, 1])) < 0.1
 
 
 def test_atlas_picture_and_minimap(charted):

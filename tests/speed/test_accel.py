@@ -267,7 +267,7 @@ def test_pipeline_sums_mixes_in_its_rows():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_full_decoder_plays_through_its_pipeline():
-    """``decoder: full`` on CUDA: render.Decoding uses the full decoder's compiled, graphed, sub-pixel
+    """``decoder: full`` on CUDA: loop.decoding.Decoding uses the full decoder's compiled, graphed, sub-pixel
     pipeline (as play and render build it), and its frames match the plain fp16 decode."""
     from instrument.loop.decoding import Decoding, full_pipeline
     from instrument.performance import Coords
