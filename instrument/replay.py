@@ -8,6 +8,9 @@ version of the same performance. Frames the live disk dropped are rendered too.
 
 Output: a folder (default ``TAKE/render-<decoder>``) of ``frame_000000.png``..., a ``frames.jsonl`` like the
 take's and ``render.json``; ``--video FILE`` also encodes them with ffmpeg when it is on the PATH.
+``--processes N`` renders in N processes (one GPU each, or CPU processes) through accelerate, as does
+``accelerate launch -m instrument render ...``; ``--frames A:B`` renders a part, ``--resume`` what is
+missing. This module reads the take and replays its controls; ``instrument.render_job`` does the rest.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ import json
 import logging
 import math
 import shutil
-import subprocess
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,10 +35,7 @@ from instrument.recorder import (
     EVENTS,
     FRAMES,
     SIDECAR,
-    atomic_write,
-    encode_png,
     event_from_json,
-    frame_name,
     read_jsonl,
 )
 
@@ -61,16 +60,9 @@ class Tick:
     moved: bool = False  # holds an event the live loop applied late (a stall), moved to its own time
 
 
-@dataclass
-class RenderResult:
-    folder: Path
-    frames: int
-    mismatches: int  # played frames that differ from the live ones before any stall (0 at the live rate)
-    coords: list[Coords]
-    after_stall: int = 0  # played frames that differ after an event was moved out of a stall
-
-
 def configure_render(parser: argparse.ArgumentParser) -> None:
+    from instrument.render_job.output import FrameRange
+
     parser.add_argument("recording", help="a take folder written by `play --record` or the record control")
     parser.add_argument("--decoder", choices=("fast", "full"), default="fast",
                         help="fast (as played) or full (the quality decoder)")
@@ -80,6 +72,16 @@ def configure_render(parser: argparse.ArgumentParser) -> None:
                         help="frame size, N or WxH (default: the take's)")
     parser.add_argument("--out", default="", help="output folder (default: RECORDING/render-<decoder>)")
     parser.add_argument("--video", default="", help="also write this video file (needs ffmpeg on the PATH)")
+    parser.add_argument("--processes", type=number(int, 1, 1024), default=1,
+                        help="render in this many processes through accelerate: one GPU each (more processes "
+                             "than GPUs share them), or CPU processes with --device cpu")
+    parser.add_argument("--frames", type=FrameRange.parse, default=None,
+                        help="render only output frames A to B-1 (A:B, from 0; A: or :B leave an end open)")
+    parser.add_argument("--resume", action="store_true",
+                        help="skip the frames already in the output folder (a stopped render goes on)")
+    parser.add_argument("--threads", type=number(int, 0, 1024), default=0,
+                        help="CPU threads per process (default: the cores shared among the processes); on "
+                             "the CPU, frames are byte-identical between renders with the same threads")
     parser.add_argument("--model", default=None, help="fast decoder instead of the take's")
     parser.add_argument("--full-model", default=None, help="full decoder instead of the take's")
     parser.add_argument("--device", type=device_name, default=None, help="torch device instead of the take's")
@@ -89,41 +91,40 @@ def configure_render(parser: argparse.ArgumentParser) -> None:
 
 
 def run_render(args: argparse.Namespace) -> int:
+    from instrument.render_job import launch, team
+    from instrument.render_job.job import RenderSpec, render
+    from instrument.render_job.output import make_video, written
+
+    if args.processes > 1 and not team.launched():
+        return launch.launch(args)
     overrides = {k: getattr(args, k) for k in ("model", "full_model", "device", "dtype") if getattr(args, k)}
     if args.offline:
         overrides["offline"] = True
-    if args.video and shutil.which("ffmpeg") is None:
+    crew = team.Team.join()
+    if args.video and shutil.which("ffmpeg") is None and crew.main:
         print("--video needs ffmpeg on the PATH, and none was found: install ffmpeg (e.g. `apt install "
               "ffmpeg`, `brew install ffmpeg`) or leave out --video; the PNG frames are rendered either way.")
-    try:
-        result = rerender(args.recording, decoder=args.decoder, fps=args.fps or None, size=args.size,
-                          out=args.out or None, overrides=overrides)
-    except TakeError as exc:
-        print(f"error: {exc}")
-        return 2
-    print(f"{result.frames} frames in {result.folder}")
+    spec = RenderSpec(Path(args.recording), decoder=args.decoder, fps=args.fps or None, size=args.size,
+                      out=args.out or None, overrides=overrides, frames=args.frames, resume=args.resume,
+                      threads=args.threads)
+    result = render(spec, crew)
+    if not crew.main:
+        return 0
+    print(f"{result.drawn} frames drawn in {crew.size} process{'es' * (crew.size > 1)}; "
+          f"{result.frames} in {result.folder}")
     if result.mismatches:
         print(f"note: {result.mismatches} frames differ from the live coordinates (another frame rate?)")
     if result.after_stall:
         print(f"note: {result.after_stall} frames after a stall of the live loop differ from what it showed: "
               "the re-render puts each event at its own time")
-    if args.video:
-        if shutil.which("ffmpeg") is None:
-            return 1
-        fps = args.fps or 1.0 / json.loads((Path(args.recording) / SIDECAR).read_text())["clock"]["interval"]
-        return make_video(result.folder, args.video, fps)
-    return 0
-
-
-def make_video(folder: Path, video: str, fps: float) -> int:
-    """Encode ``folder/frame_%06d.png`` into ``video`` with ffmpeg (H.264, yuv420p: plays everywhere)."""
-    command = ["ffmpeg", "-y", "-loglevel", "error", "-framerate", f"{fps:g}",
-               "-i", str(folder / "frame_%06d.png"), "-c:v", "libx264", "-pix_fmt", "yuv420p",
-               "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", video]
-    done = subprocess.run(command)
-    if done.returncode == 0:
-        print(f"video: {video}")
-    return done.returncode
+    if not args.video:
+        return 0
+    missing = result.frames - len(written(result.folder, range(result.frames)))
+    if shutil.which("ffmpeg") is None or missing > 0:
+        if missing > 0:
+            print(f"no video yet: {missing} frames of the render are not drawn (--resume draws them)")
+        return 1
+    return make_video(result.folder, args.video, result.info["fps"], result.frames)
 
 
 def read_take(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
@@ -360,46 +361,13 @@ def open_decoding(folder: Path, sidecar: dict[str, Any], config: Config, decoder
 
 def rerender(folder: str | Path, *, decoder: str = "fast", fps: float | None = None,
              size: tuple[int, int] | None = None, out: str | Path | None = None,
-             overrides: dict[str, Any] | None = None, load=None, progress: bool = True) -> RenderResult:
-    """Render the take in ``folder`` into ``out``; see the module docstring.
+             overrides: dict[str, Any] | None = None, load=None, progress: bool = True):
+    """Render the take in ``folder`` into ``out`` in this process; see the module docstring. Returns a
+    ``render_job.job.RenderResult``.
 
     ``load(config) -> (fast, full)`` replaces ``load_models`` (tests pass their decoders).
     """
-    from tqdm import tqdm
+    from instrument.render_job.job import RenderSpec, render
 
-    folder = Path(folder)
-    sidecar, frames, events = read_take(folder)
-    config = take_config(sidecar, **(overrides or {}))
-    decoding = open_decoding(folder, sidecar, config, decoder, size, load)
-    try:
-        replay = open_replay(folder, sidecar, config, decoding)
-        ticks = timeline(sidecar, frames, events, fps)
-        out = Path(out) if out else folder / f"render-{decoder}"
-        out.mkdir(parents=True, exist_ok=True)
-        drawn, mismatches, after_stall, stalled, all_coords = 0, 0, 0, False, []
-        bar = tqdm(total=sum(t.draw for t in ticks), unit="frame", desc="render", disable=not progress)
-        with open(out / FRAMES, "w", encoding="utf-8") as lines:
-            for tick in ticks:
-                skipped = tick.draw and tick.coords is None and not tick.records and tick.n >= 0
-                coords = replay.glimpse(tick) if skipped else replay.coords(tick)
-                if not tick.draw:
-                    continue
-                stalled = stalled or tick.moved
-                if tick.coords is not None and Coords.from_json(tick.coords) != coords:
-                    after_stall += stalled
-                    mismatches += not stalled
-                name = frame_name(drawn)
-                atomic_write(out / name, encode_png(decoding.render(coords, decoder)))
-                record = {"n": tick.n, "t": tick.t, "coords": coords.to_json(), "file": name}
-                lines.write(json.dumps(record) + "\n")
-                all_coords.append(coords)
-                drawn += 1
-                bar.update()
-        bar.close()
-    finally:
-        decoding.close()
-    info = {"take": str(folder), "decoder": decoding.decoder(decoder).label,
-            "fps": fps or 1 / sidecar["clock"]["interval"], "size": list(decoding.out_size), "frames": drawn,
-            "coordinate_mismatches": mismatches, "differ_after_a_stall": after_stall}
-    atomic_write(out / "render.json", (json.dumps(info, indent=2) + "\n").encode())
-    return RenderResult(out, drawn, mismatches, all_coords, after_stall)
+    spec = RenderSpec(Path(folder), decoder=decoder, fps=fps, size=size, out=out, overrides=overrides or {})
+    return render(spec, load=load, progress=progress)

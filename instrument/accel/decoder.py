@@ -83,7 +83,9 @@ class FastDecoder:
             return
         opts = self.options
         if self._cuda:
-            torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest convolution once
+            # Fixed shapes: pick the fastest convolution once; unless the caller asked for the same bits on
+            # every run (an offline render), which timing-based picks cannot promise.
+            torch.backends.cudnn.benchmark = not torch.are_deterministic_algorithms_enabled()
         module = fold_upsampling(self.ae.decoder_module) if opts.subpixel else self.ae.decoder_module
         if opts.channels_last:
             module.to(memory_format=torch.channels_last)  # shared parameters: the Autoencoder's too
