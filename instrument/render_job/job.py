@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -171,11 +172,15 @@ def draw_share(decoding: Any, mine: list[PlannedFrame], spec: RenderSpec, team: 
     mark = Progress(spec.out, team.rank, [f.k for f in mine])
     bar = Bar(spec.out, team.size, total, show=progress and team.main)
     started, numbers["began"] = time.perf_counter(), time.time()
+
+    def drawn(count: int, frame: PlannedFrame) -> None:
+        mark.update(count, time.perf_counter() - started)
+        if team.main:
+            bar.poll()
+
     try:
         try:
-            seconds = draw_frames(decoding, mine, spec.out, spec.decoder,
-                                  lambda count, frame: (mark.update(count, time.perf_counter() - started),
-                                                        team.main and bar.poll()))
+            seconds = draw_frames(decoding, mine, spec.out, spec.decoder, drawn)
         except Exception as exc:
             stopped = _stopped(exc, mark, mine, team)
             if stopped is exc:
@@ -192,8 +197,8 @@ def draw_share(decoding: Any, mine: list[PlannedFrame], spec: RenderSpec, team: 
 
 
 class Bar:
-    """One progress bar for the whole render, shown by the main process: the sum of every process's count,
-    read from their progress files at most every PROGRESS_EVERY seconds (tqdm's rate gives the ETA)."""
+    """Every process's progress, read from their files at most every PROGRESS_EVERY seconds, and their sum
+    on one progress bar for the whole render, shown by the main process (tqdm's rate gives the ETA)."""
 
     def __init__(self, folder: Path, processes: int, total: int, *, show: bool) -> None:
         from tqdm import tqdm
@@ -243,8 +248,6 @@ def stopped_line(state: dict[str, Any]) -> str:
 
 def finish(folder: Path, info: dict[str, Any], everyone: list[dict[str, Any]]) -> dict[str, Any]:
     """``render.json`` once every process is done: each one's numbers and the whole render's frames/s."""
-    import shutil
-
     drawn = sum(n["frames"] for n in everyone)
     busy = [n for n in everyone if n["frames"]]
     span = max((n["ended"] for n in busy), default=0.0) - min((n["began"] for n in busy), default=0.0)

@@ -92,7 +92,7 @@ def render_command(*args: str | Path, timeout: float = RENDER_TIMEOUT,
 
 def pictures(folder: Path) -> dict[str, bytes]:
     """Every frame file in ``folder``: name -> bytes."""
-    return {p.name: p.read_bytes() for p in sorted(folder.glob("frame_*.png"))}
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("frame_*.png")) if p.is_file()}
 
 
 @pytest.fixture(scope="session")
