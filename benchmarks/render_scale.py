@@ -72,7 +72,8 @@ def save_models(folder: Path) -> tuple[Path, Path]:
 
 def record_take(folder: Path, size: int, frames: int, device: str, fast: Path, full: Path) -> Path:
     """A take spanning about ``frames`` frames at ``size`` px: STALLS times, PLAYED frames, a fader move and
-    a stall; its settings name the saved models, so that ``render`` loads them as a user's."""
+    a stall, then PLAYED frames; its settings name the saved models, so that ``render`` loads them as a
+    user's."""
     import mido
 
     from instrument.config import Config
@@ -97,7 +98,7 @@ def record_take(folder: Path, size: int, frames: int, device: str, fast: Path, f
                         load=lambda say: (fast_ae, None, anchors, ["a", "b", "c"], []),
                         controls=lambda: Controls(mapping, queue=queue),
                         decoding=lambda *a, **k: Decoding(*a, **{**k, "progressive": False}))
-    stall = max(0, frames // STALLS - PLAYED)
+    stall = max(0, (frames - PLAYED) // STALLS - PLAYED)
     renderer.prepare()
     try:
         for k in range(STALLS):
@@ -105,7 +106,7 @@ def record_take(folder: Path, size: int, frames: int, device: str, fast: Path, f
             queue.put(ControlEvent(clock.now(), "bench", mido.Message("control_change", control=1,
                                                                       value=(40 * k + 20) % 128)))
             clock.advance(stall / FPS)
-        renderer.step()
+        renderer.run_frames(PLAYED)  # (the frames after the last stall close the take's span)
     finally:
         renderer.close()
     return renderer.takes[0]
@@ -146,16 +147,17 @@ def default_label(device: torch.device) -> str:
     return f"cuda-{name.removeprefix('nvidia-')}-x{torch.cuda.device_count()}"
 
 
-def row(label: str, wall: float, info: dict, base: dict, same: str) -> str:
-    """One table row: a run (``info``: its render.json) against ``base`` (the first run's)."""
+def row(label: str, wall: float, info: dict, base: dict, same: str, threads_as_base: bool) -> str:
+    """One table row: a run (``info``: its render.json) against ``base`` (the first run's); efficiency
+    only where the processes have the base's threads."""
     per = info["per_process"]
     rate, base_rate = info["frames_per_s"] or 0.0, base["frames_per_s"] or 0.0
     scaling = rate / base_rate if base_rate else 1.0
-    efficiency = scaling * len(base["per_process"]) / len(per)
+    efficiency = f"{scaling * len(base['per_process']) / len(per):.0%}" if threads_as_base else "-"
     device = [p.get("device_peak_reserved_mib") for p in per]
     cells = [
         label, f"{wall:.1f}", f"{max(p['startup_seconds'] for p in per):.1f}", f"{rate:.2f}",
-        f"{scaling:.2f}x", f"{efficiency:.0%}", " / ".join(f"{p['frames_per_s'] or 0:.2f}" for p in per),
+        f"{scaling:.2f}x", efficiency, " / ".join(f"{p['frames_per_s'] or 0:.2f}" for p in per),
         " / ".join("-" if m is None else f"{m:.0f}" for m in device),
         " / ".join(f"{p.get('host_peak_rss_mib', 0):.0f}" for p in per), same,
     ]  # fmt: skip
@@ -204,7 +206,7 @@ def main() -> int:
             differ = sum(a != b for a, b in zip(hashes, base_hashes, strict=False))
             differ += abs(len(hashes) - len(base_hashes))
             same = "yes" if differ == 0 else f"NO: {differ} of {len(base_hashes)} frames differ"
-        rows.append(row(label, wall, info, base, same))
+        rows.append(row(label, wall, info, base, same, threads == args.threads))
         print(rows[-1], flush=True)
         if not args.keep:
             shutil.rmtree(out, ignore_errors=True)

@@ -9,8 +9,9 @@ version of the same performance. Frames the live disk dropped are rendered too.
 Output: a folder (default ``TAKE/render-<decoder>``) of ``frame_000000.png``..., a ``frames.jsonl`` like the
 take's and ``render.json``; ``--video FILE`` also encodes them with ffmpeg when it is on the PATH.
 ``--processes N`` renders in N processes (one GPU each, or CPU processes) through accelerate, as does
-``accelerate launch -m instrument render ...``; ``--frames A:B`` renders a part, ``--resume`` what is
-missing. This module reads the take and replays its controls; ``instrument.render_job`` does the rest.
+``accelerate launch -m instrument render ...`` (with ``--multi_gpu`` on a machine without GPUs, where
+accelerate otherwise starts one process); ``--frames A:B`` renders a part, ``--resume`` what is missing.
+This module reads the take and replays its controls; ``instrument.render_job`` does the rest.
 """
 
 from __future__ import annotations
