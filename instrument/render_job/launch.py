@@ -40,8 +40,13 @@ def launch(args: argparse.Namespace) -> int:
     sidecar = read_take(Path(args.recording))[0]  # (a broken take: one message here, not one per process)
     device = take_config(sidecar, **({"device": args.device} if args.device else {})).device
     process_device(device, Team(size=count))  # (UserError for an MPS device)
-    if resolve_device(device).type == "cpu" and not args.threads:
+    kind = resolve_device(device).type
+    if kind == "cpu" and not args.threads:
         os.environ.setdefault("OMP_NUM_THREADS", str(max(1, torch.get_num_threads() // count)))
+    gpus = torch.cuda.device_count() if kind == "cuda" else 0
+    if count > gpus > 0:
+        print(f"{count} processes share {gpus} GPU{'s' * (gpus > 1)} (a GPU's decodes overlap the other "
+              "processes' PNG encoding)")
     line = [*ACCELERATE, "--num_processes", str(count), "-m", "instrument", "render", *command_line(args)]
     try:
         launch_command(launch_command_parser().parse_args(line))
