@@ -12,9 +12,18 @@ values, nothing is downloaded), img2img at strength 1 (every step runs), the emp
 A row is the wall time of a whole frame (``begin`` + ``finish``, device work done), median and p90 over
 ``--repeats`` frames, and the UNet call's share. Writes ``<out>/sculpt-<device>[-tiny].md`` and ``.json``.
 
+``--live``: the live path instead, ``render.Renderer`` as ``play`` runs it with the sculpt stage on
+(``instrument.bench.sculpt``), beside the plain diffusers loop and the interpolation app's slider move. On a
+GPU every frame is sculpted under a knob sweep (frames per second; the loop's overhead beyond the UNet and
+the decode, each timed on the device). On a CPU the knob moves and rests in turns: display frames per second
+while it moves with sculpting on, and after each rest the time until the sculpted frame is on screen
+against its own UNet steps + decode (target: 1.3x). Writes ``<out>/sculpt-live-<device>.md`` and ``.json``.
+
     python benchmarks/sculpt_bench.py                                # CUDA: 512x512 fp16, every path
     python benchmarks/sculpt_bench.py --device cpu --archs sd21 --steps 1 --repeats 3     # CPU, 256x256 fp32
     python benchmarks/sculpt_bench.py --device cpu --tiny            # a smoke test: small UNets, seconds
+    python benchmarks/sculpt_bench.py --live --device cpu --archs sd21 --steps 1          # the live CPU path
+    python benchmarks/sculpt_bench.py --live --device cuda --steps 1,4                    # the live GPU path
 
 Needs only torch, diffusers and transformers (and this repository on PYTHONPATH).
 """
@@ -25,6 +34,7 @@ import argparse
 import contextlib
 import json
 import math
+import os
 import platform
 import statistics
 import sys
@@ -36,6 +46,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from instrument.bench.sculpt import diffusers_frame  # noqa: E402
 from instrument.devices import resolve_device  # noqa: E402
 from instrument.sculpt import SculptOptions, Sculptor, SculptSettings  # noqa: E402
 from instrument.sculpt.models import random_sculpt_model  # noqa: E402
@@ -65,28 +76,6 @@ def timed(frame, repeats: int, device: torch.device) -> tuple[float, list[float]
         sync(device)
         times.append((time.perf_counter() - began) * 1000)
     return first, times
-
-
-def diffusers_frame(model, latent: torch.Tensor, steps: int):
-    """The plain diffusers img2img loop at strength 1 (what the Sculptor replaces)."""
-    from diffusers import EulerDiscreteScheduler
-
-    scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                                       timestep_spacing="trailing")
-    emb = torch.zeros(1, model.text.length, model.text.hidden_size, device=latent.device, dtype=model.dtype)
-    noise = torch.randn_like(latent)
-
-    def frame():
-        with torch.no_grad():
-            scheduler.set_timesteps(steps, device=latent.device)
-            x = scheduler.add_noise(latent, noise, scheduler.timesteps[:1])
-            for t in scheduler.timesteps:
-                sample = scheduler.scale_model_input(x, t).to(model.dtype)
-                out = model.unet(sample, t, encoder_hidden_states=emb, return_dict=False)[0]
-                x = scheduler.step(out.float(), t, x).prev_sample
-            return x
-
-    return frame
 
 
 def sculptor_frame(model, latent: torch.Tensor, steps: int, path: str, cache: Path):
@@ -168,6 +157,56 @@ def write(rows: list[dict], info: dict, args, out: Path) -> None:
     print(f"wrote {out / stem}.md and .json")
 
 
+def live_rows(device: torch.device, args) -> None:
+    """The live path's rows (``--live``): the Renderer with sculpting on, and the two baselines."""
+    from instrument.bench.sculpt import diffusers_ms, sculpt_checks, sculpt_line, sculpt_rests, sculpt_sweep
+    from instrument.bench.timing import build_decoder, slider_move_times
+    from instrument.config import Config
+
+    gpu = device.type != "cpu"
+    dtype = torch.float16 if gpu else torch.float32
+    config = Config(device=device.type, full_model="none")
+    ae = build_decoder("fast", device, dtype, "sd15", config)
+    result = {"machine": {**machine(device), "platform": platform.platform(), "cpu_count": os.cpu_count(),
+                          "torch_threads": torch.get_num_threads(), "gpu": machine(device).get("gpu"),
+                          "load_average": " ".join(f"{x:.2f}" for x in os.getloadavg())},
+              "settings": {"sculpt_steps": args.steps}, "decoders": {"fast": ae.label}, "decode": [],
+              "live": [], "soak": [], "sculpt": [], "baseline": []}
+    if gpu or args.baseline:  # (on a small CPU one slider move takes many seconds)
+        timing = slider_move_times(device, seconds=10.0 if gpu else 1.0, warmup=3 if gpu else 1)
+        result["baseline"].append({"device": device.type, **timing})
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"sculpt-live-{device.type}" + ("-tiny" if args.tiny else "")
+    for arch in args.archs.split(","):
+        model = random_sculpt_model(arch, device=device, dtype=dtype, tiny=args.tiny)
+        for steps in (int(s) for s in args.steps.split(",")):
+            if gpu:
+                row = sculpt_sweep(ae, model, args.size, config, steps=steps, seconds=args.seconds,
+                                   progress=print)
+            else:
+                row = sculpt_rests(ae, model, args.size, config, steps=steps, rests=args.rests,
+                                   progress=print)
+            row.update(device=device.type, model=model.label, dtype="fp16" if gpu else "fp32", size=args.size,
+                       diffusers_ms=round(diffusers_ms(model, args.size, steps, args.repeats), 3))
+            result["sculpt"].append(row)
+            print(sculpt_line(row), flush=True)
+            result["checks"] = sculpt_checks(result["sculpt"])
+            (out / f"{stem}.json").write_text(json.dumps(result, indent=1, default=str))
+            (out / f"{stem}.md").write_text(bench_markdown(result))
+    print(bench_markdown(result))
+    print(f"wrote {out / stem}.md and .json")
+
+
+def bench_markdown(result: dict) -> str:
+    """The bench's Markdown, naming this script's command line."""
+    from instrument.bench.report import to_markdown
+
+    command = "- command: `python benchmarks/sculpt_bench.py " + " ".join(sys.argv[1:]) + "`"
+    return "\n".join(command if line.startswith("- command:") else line
+                     for line in to_markdown(result).splitlines()) + "\n"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="auto")
@@ -180,6 +219,12 @@ def main() -> None:
                     help="frames timed per row (default: 50 GPU, 5 CPU, 2 tiny)")
     ap.add_argument("--tiny", action="store_true", help="small UNets at 64x64: a smoke test")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    ap.add_argument("--live", action="store_true", help="the live path (render.Renderer) with sculpting on")
+    ap.add_argument("--seconds", type=float, default=10.0,
+                    help="--live on a GPU: seconds of knob sweep per row")
+    ap.add_argument("--rests", type=int, default=3, help="--live on a CPU: knob moves and rests per row")
+    ap.add_argument("--baseline", action="store_true",
+                    help="--live on a CPU: also time the interpolation app's slider move (always on a GPU)")
     args = ap.parse_args()
     device = resolve_device(args.device)
     gpu = device.type != "cpu"
@@ -189,6 +234,9 @@ def main() -> None:
     if unknown := set(paths) - set(PATHS):
         ap.error(f"unknown paths {sorted(unknown)}; known: {', '.join(PATHS)}")
     torch.backends.cudnn.benchmark = gpu
+    if args.live:
+        live_rows(device, args)
+        return
     rows: list[dict] = []
     info = {**machine(device), "dtype": "fp16" if gpu else "fp32", "size": args.size}
     print(info, flush=True)

@@ -6,6 +6,7 @@ command line is read. A command's settings class inherits the groups it uses, so
 (``config.fps``) and its ``--help`` lists only its own flags:
 
     play                               Config: every group (the render thread reads them all)
+    walk                               AnchorConfig and SculptingSettings
     encode, walk, atlas, curvature     AnchorConfig: model, picture
     doctor                             ModelSettings
     bench                              BenchConfig: family, fps, speed
@@ -281,7 +282,23 @@ class SpeedSettings(Settings):
 
 
 @dataclass(kw_only=True)
-class Config(ModelSettings, PictureSettings, MidiSettings, PlaySettings, SpeedSettings):
+class SculptingSettings(Settings):
+    """The sculpt stage: the UNet that turns a played latent into a new picture in a few steps (the
+    ``sculpt`` control; 0 leaves the picture as played)."""
+
+    TITLE: ClassVar[str] = "sculpting"
+    sculpt_model: str = option("stabilityai/sd-turbo", "sculpting UNet: hub id, diffusers folder or SD "
+                               "1.x/2.x .safetensors, of the decoder's family; none: off")
+    sculpt_lora: str = option("", "LoRA fused into it (file or hub repo)")
+    prompt: str = option("", 'prompt when no anchor is a prompt:"..." one (default: none)')
+
+    @property
+    def sculpting(self) -> bool:
+        return self.sculpt_model.strip().lower() not in ("", "none")
+
+
+@dataclass(kw_only=True)
+class Config(ModelSettings, PictureSettings, MidiSettings, PlaySettings, SculptingSettings, SpeedSettings):
     """Every setting: what ``play`` takes and the render thread reads (and a take's sidecar records)."""
 
 

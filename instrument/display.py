@@ -260,10 +260,35 @@ class Display:
 
     def _draw_hud(self, status: Status) -> None:
         self._draw_panel(self._hud_lines(status), (10, 10))
+        self._draw_steps(status)
         if status.minimap is not None:  # the atlas and its cursor, top right
             image = np.ascontiguousarray(status.minimap)
             surface = pygame.image.frombuffer(image.tobytes(), (image.shape[1], image.shape[0]), "RGB")
             self.surface.blit(surface, (self.surface.get_width() - image.shape[1] - 10, 10))
+
+    def _draw_steps(self, status: Status) -> None:
+        """The sculpt stage along the bottom: what the screen shows, over a strip of every step's picture
+        (the one on screen framed)."""
+        if not status.sculpt:
+            return
+        w, h = self.surface.get_size()
+        pad = 6
+        thumbs = [pygame.image.frombuffer(np.ascontiguousarray(t).tobytes(), (t.shape[1], t.shape[0]), "RGB")
+                  for t in status.steps]
+        caption = self._font.render(status.sculpt, True, _HUD_COLOUR)
+        strip_h = max((t.get_height() for t in thumbs), default=0)
+        width = max(caption.get_width(), sum(t.get_width() + pad for t in thumbs)) + 2 * pad
+        height = caption.get_height() + strip_h + 3 * pad
+        panel = pygame.Surface((width, height), pygame.SRCALPHA)
+        panel.fill((0, 0, 0, 170))
+        panel.blit(caption, (pad, pad))
+        x, y = pad, caption.get_height() + 2 * pad
+        for k, thumb in enumerate(thumbs, 1):
+            panel.blit(thumb, (x, y))
+            if k == status.step_shown:
+                pygame.draw.rect(panel, _WARN_COLOUR, (x - 2, y - 2, thumb.get_width() + 4, strip_h + 4), 2)
+            x += thumb.get_width() + pad
+        self.surface.blit(panel, (10, h - height - 10))
 
     def _draw_help(self, status: Status) -> None:
         """Two columns, key and what it does: the window's own keys, then the mapping's."""

@@ -94,3 +94,6 @@ class Status:
     quit: bool = False  # the controls asked to stop
     lab: tuple[str, ...] = ()  # atlas, pacing, bank and stretch lines (instrument.lab.live)
     minimap: np.ndarray | None = None  # [160, 160, 3] uint8 atlas map with the cursor, in atlas mode
+    sculpt: str = ""  # what the screen shows of the sculpt stage ("sculpted: ...", "unsculpted, sculpting…")
+    steps: tuple[np.ndarray, ...] = ()  # [h, w, 3] uint8 thumbnails of each sculpt step's picture, 1 first
+    step_shown: int = 0  # which of ``steps`` is on screen (1-based; 0: none)

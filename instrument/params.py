@@ -70,6 +70,8 @@ PARAMS: dict[str, Param] = {
         Param("steps", "integer", 1, "sculpting steps (UNet calls per frame)", low=1, high=8),
         Param("step_view", "integer", 0, "which sculpting step the screen shows: 0 = the result, "
               "1..8 = that step's predicted picture", low=0, high=8),
+        Param("step_noisy", "toggle", False, "the step shown (and the HUD strip) is the noisy latent the "
+              "step started from instead of its predicted picture"),
         Param("noise_seed", "integer", 0, "seed of the sculpting noise", low=0, high=127),
         Param("noise_mix", "continuous", 0.0, "drifts the sculpting noise from noise_seed's toward the next "
               "seed's"),

@@ -35,7 +35,8 @@ DEFAULT_SEEDS = 4  # seed anchors when none are given
 
 def configure_play(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("anchors", nargs="*", metavar="ANCHOR",
-                        help="image files, seed:N, or saved latents (.safetensors); default: four seeds")
+                        help='image files, seed:N, prompt:"a marble statue" (for sculpting), or saved '
+                             "latents (.safetensors); default: four seeds")
     Config.add_arguments(parser)
 
 
@@ -69,10 +70,13 @@ def default_mapping(midi_found: bool) -> Path:
 
 
 def load_session(config: Config, specs: list[str], say) -> tuple:
-    """In the render thread: the decoders, then the anchors (encoded once, cached on disk).
+    """In the render thread: the decoders, then the anchors (encoded once, cached on disk), then the sculpt
+    model.
 
-    Returns (fast, full, anchors [N, C, h, w] float32 on the decoders' device, names, problems). Anchors that
-    fail are reported in ``problems``; with none left, seed anchors stand in.
+    Returns (fast, full, anchors [N, C, h, w] float32 on the decoders' device, names, problems, sculpt model
+    or None). Anchors that fail are reported in ``problems``; with none left, seed anchors stand in. A sculpt
+    model that cannot be loaded, or works in another latent family, is a problem too: the instrument plays
+    unsculpted.
     """
     from instrument.decoders import load_models
     from instrument.latent.anchors import AnchorCache, load_anchors
@@ -90,7 +94,24 @@ def load_session(config: Config, specs: list[str], say) -> tuple:
         problems.append("no anchor could be loaded; playing on seed anchors")
         anchors, _ = load_anchors(seeds, fast, size, **where)
     latents = torch.stack([a.latent for a in anchors]).to(fast.device, torch.float32)
-    return fast, full, latents, [a.name for a in anchors], problems
+    return fast, full, latents, [a.name for a in anchors], problems, load_sculpt(config, fast, say, problems)
+
+
+def load_sculpt(config: Config, fast, say, problems: list[str]):
+    """The sculpt model of ``config`` on the decoder's device, or None (off, or a problem said why)."""
+    if not config.sculpting:
+        return None
+    from instrument.sculpt import load_sculpt_model
+
+    say(f"loading the sculpt model {config.sculpt_model}")
+    try:
+        return load_sculpt_model(config.sculpt_model, lora=config.sculpt_lora or None,
+                                 family=fast.family.name, device=fast.device, dtype=config.dtype,
+                                 offline=config.offline)
+    except Exception as exc:  # the instrument plays on unsculpted; the HUD says why
+        told = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+        problems.append(f"sculpting off: {told} (--sculpt-model none to play without it)")
+        return None
 
 
 class Session:

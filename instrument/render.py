@@ -36,6 +36,7 @@ from instrument.loop.controls import Controls, FrameInput
 from instrument.loop.decoding import DecodeJob, Decoding
 from instrument.loop.parts import Factories, Parts, build_parts
 from instrument.loop.prefetch import prefetch
+from instrument.loop.sculpting import redraws
 from instrument.loop.status import StatusBoard, session_status
 from instrument.mailbox import Frame, Mailbox, Status
 from instrument.performance import Coords
@@ -54,6 +55,7 @@ class _Frame:
 
     input: FrameInput
     coords: Coords
+    view: Any = None  # loop.sculpting.View: the frame's sculpt (None: unsculpted)
     begun: bool = False
     resting: bool = False
     meta: dict[str, Any] = dataclasses.field(default_factory=dict)  # for the take, while recording
@@ -234,7 +236,7 @@ class Renderer:
                 raise
             self.board.error(f"frame {n}: {type(exc).__name__}: {exc}")
             coords = self._cursor.last_coords
-        return _Frame(inp, coords)
+        return _Frame(inp, coords, parts.sculpting.view(inp.values, coords) if parts.sculpting else None)
 
     def _read_ahead(self, frame: _Frame) -> _Frame | None:
         """The next frame, read (and its decode queued behind ``frame``'s) ``config.read_ahead_ms`` before
@@ -269,8 +271,10 @@ class Renderer:
         frame.resting = now - c.last_change >= REST_SECONDS
         if parts.takes.recording:  # (Coords.to_json is a measurable share of a GPU loop's frame)
             frame.meta = {"n": frame.n, "t": frame.input.t, "coords": frame.coords.to_json()}
+            if frame.view is not None:
+                frame.meta["sculpt"] = frame.view.to_json()
         try:
-            frame.job = parts.decoding.begin(frame.coords, frame.which)
+            frame.job = parts.decoding.begin(frame.coords, frame.which, frame.view)
         except Exception as exc:
             frame.error = exc
 
@@ -287,7 +291,7 @@ class Renderer:
             self.board.error(f"frame failed: {type(exc).__name__}: {exc}")
             takes.record(None, None, {**frame.meta, "error": str(exc)})  # the take's clock still ticked
             return None
-        screen, shown = decoding.on_screen(coords, frame.which, image, frame.resting)
+        screen, shown = decoding.on_screen(coords, frame.which, image, frame.resting and frame.view is None)
         now = self.clock.now()
         events = frame.input.events
         latency = now - min(e.time for e in events) if events else None
@@ -300,22 +304,15 @@ class Renderer:
         return shown
 
     def _spare_time(self, frame: _Frame, shown: str | None, deadline: float) -> None:
-        """Before the next frame: the full decoder's redraw of a still picture, the lab, prefetch (never
-        while the next frame is on the device: these decode on the same pipelines)."""
+        """Before the next frame: the full decoder's redraw or the sculpted frame of a still picture, the
+        lab, prefetch (never while the next frame is on the device: these decode on the same pipelines)."""
         parts, c = self.parts, self._cursor
         parts.takes.poll()
         self.board.drops(parts.controls.drops(), self.clock.now())
-        try:
-            redrawn = parts.decoding.refinement.follow(frame.coords, frame.resting and c.ahead is None
-                                                       and shown == "fast")
-        except Exception as exc:
-            redrawn = None
-            self.board.error(f"full decode: {type(exc).__name__}: {exc}")
-        if redrawn is not None:
-            self.mailbox.put(Frame(frame.n, frame.input.t, redrawn, frame.coords, "full", None,
-                                   self.clock.now()))
+        for image, by in redraws(parts, frame, shown, c.ahead is None, self.board.error):
+            self.mailbox.put(Frame(frame.n, frame.input.t, image, frame.coords, by, None, self.clock.now()))
         parts.lab.after_frame(frame.coords, frame.resting)
-        if c.ahead is None:
+        if c.ahead is None and frame.view is None:
             prefetch(parts.decoding, parts.lab.performance, frame.input.values, c.before, frame.input.t,
                      self.interval, deadline, self.clock.now, self._stop)
 

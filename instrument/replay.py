@@ -11,6 +11,8 @@ take's and ``render.json``; ``--video FILE`` also encodes them with ffmpeg when 
 ``--processes N`` renders in N processes (one GPU each, or CPU processes) through accelerate, as does
 ``accelerate launch -m instrument render ...`` (with ``--multi_gpu`` on a machine without GPUs, where
 accelerate otherwise starts one process); ``--frames A:B`` renders a part, ``--resume`` what is missing.
+A take played with sculpting is sculpted again by the model its sidecar names (``--sculpt-steps`` raises
+the steps; ``--step-frames`` also writes every step's pictures, one folder per step).
 This module reads the take and replays its controls; ``instrument.render_job`` does the rest.
 """
 
@@ -30,6 +32,7 @@ from typing import Any
 
 from instrument.config import Config, device_name, number, parse_size
 from instrument.errors import UserError
+from instrument.loop.sculpting import take_sculpting
 from instrument.performance import Coords, Performance
 from instrument.recorder import (
     ANCHORS,
@@ -89,6 +92,11 @@ def configure_render(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", choices=("auto", "fp16", "bf16", "fp32"), default=None,
                         help="dtype instead of the take's")
     parser.add_argument("--offline", action="store_true", help="never touch the network")
+    parser.add_argument("--sculpt-model", default=None, help="sculpt model instead of the take's")
+    parser.add_argument("--sculpt-steps", type=number(int, 1, 8), default=None,
+                        help="sculpt in this many steps instead of the take's (more: finer detail)")
+    parser.add_argument("--step-frames", action="store_true",
+                        help="also write every sculpt step's pictures: step_K/ (predicted) and noisy_K/")
 
 
 def run_render(args: argparse.Namespace) -> int:
@@ -107,7 +115,8 @@ def run_render(args: argparse.Namespace) -> int:
               "ffmpeg`, `brew install ffmpeg`) or leave out --video; the PNG frames are rendered either way.")
     spec = RenderSpec(Path(args.recording), decoder=args.decoder, fps=args.fps or None, size=args.size,
                       out=args.out or None, overrides=overrides, frames=args.frames, resume=args.resume,
-                      threads=args.threads)
+                      threads=args.threads, sculpt_model=args.sculpt_model, sculpt_steps=args.sculpt_steps,
+                      step_frames=args.step_frames)
     result = render(spec, crew)
     if not crew.main:
         return 0
@@ -259,6 +268,7 @@ class Replay:
     performance: Performance
     lab: Any
     start: tuple[int, Coords] | None = None  # the take's first frame, as the snapshot says it was
+    values: dict[str, Any] = field(default_factory=dict)  # the control values of the last frame stepped
 
     def coords(self, tick: Tick) -> Coords:
         from instrument.lab.atlas import AtlasError
@@ -284,7 +294,8 @@ class Replay:
         for name, value in self.controls.pop_actions():
             if name == "anchor":
                 pick = int(value)
-        return self.performance.step(self.controls.values(tick.t), tick.t, pick)
+        self.values = self.controls.values(tick.t)
+        return self.performance.step(self.values, tick.t, pick)
 
     def glimpse(self, tick: Tick) -> Coords:
         """The coordinates of a frame the live loop skipped and nothing happened in, stepped on copies of
@@ -293,6 +304,7 @@ class Replay:
         state.advance(tick.t)
         values = state.snapshot()
         values["beat"] = state.beat(tick.t)
+        self.values = values
         return self.performance.copy().step(values, tick.t, None)
 
 
@@ -333,9 +345,10 @@ def _restore(replay: Replay, start: dict[str, Any]) -> None:
 
 
 def open_decoding(folder: Path, sidecar: dict[str, Any], config: Config, decoder: str,
-                  size: tuple[int, int] | None, load) -> Any:
+                  size: tuple[int, int] | None, load, sculpt_model: str | None = None) -> Any:
     """The decode stage for a re-render: the same pipelines as live (instrument.render), so the same
-    pictures. ``size`` is the output size; frames decode at the take's latent size."""
+    pictures, and the same sculpt stage (``sculpt_model``: another model). ``size`` is the output size;
+    frames decode at the take's latent size."""
     import torch
     from safetensors import SafetensorError, safe_open
 
@@ -356,13 +369,24 @@ def open_decoding(folder: Path, sidecar: dict[str, Any], config: Config, decoder
                         f"{fast.label} at {config.size[0]}x{config.size[1]}")
     out_size = tuple(size) if size else tuple(sidecar.get("out_size") or config.size)
     full_fn = full_pipeline(full, out_size, config) if decoder == "full" else None
-    return Decoding(anchors, fast, full, out_size=out_size, seed=config.seed,
-                    fast_frames=frame_pipeline(fast, out_size, config), full_frames=full_fn)
+    decoding = Decoding(anchors, fast, full, out_size=out_size, seed=config.seed,
+                        fast_frames=frame_pipeline(fast, out_size, config), full_frames=full_fn)
+    try:
+        decoding.sculpting = take_sculpting(sidecar, decoding, config, model=sculpt_model, error=_take_error)
+    except BaseException:
+        decoding.close()
+        raise
+    return decoding
+
+
+def _take_error(text: str) -> None:
+    raise TakeError(text)
 
 
 def rerender(folder: str | Path, *, decoder: str = "fast", fps: float | None = None,
              size: tuple[int, int] | None = None, out: str | Path | None = None,
-             overrides: dict[str, Any] | None = None, load=None, progress: bool = True):
+             overrides: dict[str, Any] | None = None, load=None, progress: bool = True,
+             sculpt_model: str | None = None, sculpt_steps: int | None = None, step_frames: bool = False):
     """Render the take in ``folder`` into ``out`` in this process; see the module docstring. Returns a
     ``render_job.job.RenderResult``.
 
@@ -370,5 +394,6 @@ def rerender(folder: str | Path, *, decoder: str = "fast", fps: float | None = N
     """
     from instrument.render_job.job import RenderSpec, render
 
-    spec = RenderSpec(Path(folder), decoder=decoder, fps=fps, size=size, out=out, overrides=overrides or {})
+    spec = RenderSpec(Path(folder), decoder=decoder, fps=fps, size=size, out=out, overrides=overrides or {},
+                      sculpt_model=sculpt_model, sculpt_steps=sculpt_steps, step_frames=step_frames)
     return render(spec, load=load, progress=progress)

@@ -64,6 +64,13 @@ def configure_bench(parser: argparse.ArgumentParser) -> None:
                         help="time the interpolation app's slider move (full VAE, fp32, 512px)")
     parser.add_argument("--soak", type=number(float, 0, 86400), default=0.0,
                         help="seconds of a soak sweep (fast decoder)")
+    parser.add_argument("--sculpt-steps", default="", type=listing(number(int, 1, 8)),
+                        help="sculpt rows: the live loop with the sculpt stage on, at these step counts "
+                             "(e.g. 1,4; '' = none): a knob sweep on a GPU, moves and rests on a CPU")
+    parser.add_argument("--sculpt-arch", default="sd21", choices=("sd21", "sd15"),
+                        help="the sculpt rows' UNet, random weights: sd21 (SD-Turbo) or sd15")
+    parser.add_argument("--sculpt-size", type=number(int, 0, 8192), default=0,
+                        help="the sculpt rows' size (0: 512 on a GPU, 256 on a CPU)")
     parser.add_argument("--out", default="benchmarks/results", help="folder for the results files")
     parser.add_argument("--name", default="", help="file name stem (default: bench-<device>[-<gpu>])")
     BenchConfig.add_arguments(parser)
@@ -86,7 +93,7 @@ class Results:
         self.out = out
         self.stem = stem
         self.data: dict[str, Any] = {"machine": info, "settings": settings, "decoders": {}, "decode": [],
-                                     "live": [], "baseline": [], "soak": []}
+                                     "live": [], "baseline": [], "soak": [], "sculpt": []}
         out.mkdir(parents=True, exist_ok=True)
 
     def add(self, section: str, row: dict[str, Any]) -> None:
@@ -125,6 +132,37 @@ class BenchRun:
                     torch.cuda.empty_cache()
         if self.args.soak > 0:
             self.soak(device)
+        if self.args.sculpt_steps:
+            self.sculpt(device)
+
+    def sculpt(self, device: torch.device) -> None:
+        """The sculpt rows of ``device``: the live loop with sculpting on, at each ``--sculpt-steps``."""
+        from instrument.bench.sculpt import diffusers_ms, sculpt_line, sculpt_rests, sculpt_sweep
+        from instrument.devices import resolve_dtype
+        from instrument.sculpt.models import random_sculpt_model
+
+        dtype = resolve_dtype(_csv(self.args.dtypes)[0], device)
+        gpu = device.type != "cpu"
+        size = self.args.sculpt_size or (512 if gpu else 256)
+        ae = self._build("fast", device, dtype)
+        model = random_sculpt_model(self.args.sculpt_arch, device=device, dtype=dtype)
+        labels = {"device": device.type, "model": model.label, "dtype": DTYPE_NAMES[dtype], "size": size}
+        for steps in (int(s) for s in _csv(self.args.sculpt_steps)):
+            print(f"[{device.type} {size}] sculpting, {steps} step(s), {model.label}...")
+            try:
+                if gpu:
+                    row = sculpt_sweep(ae, model, size, self.config, steps=steps, seconds=self.args.seconds,
+                                       progress=lambda t: print("  " + t))
+                else:
+                    row = sculpt_rests(ae, model, size, self.config, steps=steps, fps=self._live_fps("cpu"),
+                                       progress=lambda t: print("  " + t))
+                row["diffusers_ms"] = round(diffusers_ms(model, size, steps, repeats=20 if gpu else 2), 3)
+            except Exception as exc:
+                log.exception("sculpt row failed")
+                row = {"steps": steps, "error": f"{type(exc).__name__}: {exc}"}
+            row.update(labels)
+            self.results.add("sculpt", row)
+            print("  " + sculpt_line(row))
 
     def baseline(self, device: torch.device) -> None:
         print(f"[{device.type}] interpolation app slider move (full VAE fp32 512)...")

@@ -95,6 +95,10 @@ def checks(result: dict[str, Any]) -> list[dict[str, Any]]:
             out += _gpu_loop(live, decode, decoder, key)
         if device == "cpu" and key == "fast":
             out += _cpu_rates(live)
+    if result.get("sculpt"):
+        from instrument.bench.sculpt import sculpt_checks
+
+        out += sculpt_checks(result["sculpt"])
     for soak in result["soak"]:
         for key, value in soak.items():
             if key.startswith("drift_"):
@@ -115,7 +119,8 @@ def _fmt(value: Any, digits: int = 2) -> str:
 
 
 def settings_text(settings: dict[str, Any]) -> str:
-    keys = ("devices", "decoders", "dtypes", "sizes", "variants", "seconds", "live_sizes", "soak")
+    keys = ("devices", "decoders", "dtypes", "sizes", "variants", "seconds", "live_sizes", "soak",
+            "sculpt_steps")
     shown = [k for k in keys if settings.get(k) not in ("", None)]
     return " ".join(f"--{k.replace('_', '-')} {settings[k]}" for k in shown)
 
@@ -254,6 +259,10 @@ def to_markdown(result: dict[str, Any]) -> str:
     if timed:
         lines += _in_loop_table(timed)
     lines += _soak_lines(result["soak"])
+    if result.get("sculpt"):
+        from instrument.bench.sculpt import sculpt_table
+
+        lines += sculpt_table(result["sculpt"])
     if result.get("checks"):
         lines += _checks_table(result["checks"])
     return "\n".join(lines)

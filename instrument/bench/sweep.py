@@ -100,16 +100,16 @@ class CountingMailbox(Mailbox):
 @contextlib.contextmanager
 def running_renderer(config: Config, decoders: tuple[Any, Any], anchors: torch.Tensor, mapping: Any,
                      queue: EventQueue, mailbox: Mailbox, *, accelerated: bool = True,
-                     timed_latents: str | None = None) -> Iterator[Any]:
+                     timed_latents: str | None = None, sculpt_model: Any = None) -> Iterator[Any]:
     """The render thread as play runs it on ``decoders`` = (fast, full or None) and ``anchors``, started;
     stopped and joined on leaving. ``accelerated=False``: no frame pipeline (the plain decode).
     ``timed_latents``: decode every frame through ``timed_decoding(timed_latents)`` instead of play's own
-    decode stage."""
+    decode stage. ``sculpt_model``: the session sculpts with it (``sculpt.SculptModel``)."""
     from instrument.loop.controls import Controls
     from instrument.render import Renderer
 
     def load(say: Callable[[str], None]) -> tuple[Any, ...]:
-        return *decoders, anchors, [f"seed:{i}" for i in range(len(anchors))], []
+        return *decoders, anchors, [f"seed:{i}" for i in range(len(anchors))], [], sculpt_model
 
     factories: dict[str, Any] = {}
     if not accelerated:
@@ -244,10 +244,11 @@ def _sweep_anchors(ae: Any, size: int, anchors_on: str) -> torch.Tensor:
     return anchors.to(ae.device if anchors_on == "device" else "cpu")
 
 
-def _sweep_mapping(full: bool) -> Any:
+def _sweep_mapping(full: bool, sculpt_steps: int = 0) -> Any:
     from instrument.mapping import parse_mapping
 
-    text = SWEEP_MAPPING + ("initial: {decoder: full}\n" if full else "")
+    initial = ["decoder: full"] * full + [f"sculpt: 1.0, steps: {sculpt_steps}"] * bool(sculpt_steps)
+    text = SWEEP_MAPPING + (f"initial: {{{', '.join(initial)}}}\n" if initial else "")
     mapping, errors = parse_mapping(text, "<bench sweep>")
     if errors:
         raise errors[0]
@@ -257,7 +258,8 @@ def _sweep_mapping(full: bool) -> Any:
 def live_sweep(ae: Any, size: int, config: Config, *, seconds: float, warmup_s: float = 2.0,
                fps: float = FLAT_OUT_FPS, accelerated: bool = True, sample_every: float = 0.0,
                progressive: bool | None = None, anchors_on: str = "device", latents: str = "fast",
-               fast: Any = None, progress: Callable[[str], None] = lambda text: None) -> dict[str, Any]:
+               fast: Any = None, sculpt: tuple[Any, int] | None = None,
+               progress: Callable[[str], None] = lambda text: None) -> dict[str, Any]:
     """Run the real render thread on ``ae`` (as its fast decoder) at ``size`` for ``warmup_s + seconds``
     under a knob sweep; measure what reached the mailbox during the last ``seconds``.
 
@@ -276,7 +278,8 @@ def live_sweep(ae: Any, size: int, config: Config, *, seconds: float, warmup_s: 
     (FastLatents' latent made by eager kernels, then decoded) or "latent_at" (the same function, the general
     geometry); progressive rows always use the render thread's own.
     The row splits each frame's time (``in_loop``): the latent, the decode (latent in -> uint8 out) and the
-    rest of the loop.
+    rest of the loop. ``sculpt`` = (model, steps): every frame is sculpted at strength 1 (``bench.sculpt``);
+    the row's ``sculpt`` then splits a frame into the UNet's and the decode's own time and the rest.
     """
     device = torch.device(ae.device)
     if progressive is None:
@@ -287,11 +290,13 @@ def live_sweep(ae: Any, size: int, config: Config, *, seconds: float, warmup_s: 
         cfg = dataclasses.replace(cfg, compile="off", cuda_graphs="off", channels_last="off")
     queue, mailbox = EventQueue(), CountingMailbox()
     decoders = (ae, None) if fast is None else (fast, ae)
-    anchors, mapping = _sweep_anchors(ae, size, anchors_on), _sweep_mapping(fast is not None)
+    anchors = _sweep_anchors(ae, size, anchors_on)
+    mapping = _sweep_mapping(fast is not None, sculpt[1] if sculpt else 0)
     row: dict[str, Any] = {"size": size, "seconds": seconds, "render_fps_setting": fps}
     try:
         with running_renderer(cfg, decoders, anchors, mapping, queue, mailbox, accelerated=accelerated,
-                              timed_latents=None if progressive else latents) as renderer:
+                              timed_latents=None if progressive else latents,
+                              sculpt_model=sculpt[0] if sculpt else None) as renderer:
             window = _measure(renderer, queue, mailbox, device, row, seconds=seconds, warmup_s=warmup_s,
                               sample_every=sample_every, progress=progress)
     finally:
@@ -313,7 +318,22 @@ def live_sweep(ae: Any, size: int, config: Config, *, seconds: float, warmup_s: 
         row["cache_misses"] = decoding.cache.misses
     if window.samples:
         row["memory_samples"] = window.samples
+    if sculpt is not None:
+        row["sculpt"] = _sculpt_split(decoding, row["fps"], sculpt[1])
     return row
+
+
+def _sculpt_split(decoding: Any, fps: float, steps: int) -> dict[str, Any]:
+    """A sculpted frame's time: the UNet steps and the decode, each on the device's own clock, and the rest
+    of the frame period (the loop's overhead)."""
+    stage = getattr(decoding, "sculpting", None)
+    if stage is None:
+        raise RuntimeError("the render thread made no sculpt stage (see its errors)")
+    period = 1000 / fps if fps else float("inf")
+    unet_ms, decode_ms = stage.sculptor.device_seconds * 1000, decoding.fast_frames.device_seconds * 1000
+    return {"steps": steps, "sculptor": stage.sculptor.describe(), "unet_ms": round(unet_ms, 3),
+            "decode_ms": round(decode_ms, 3), "frame_period_ms": round(period, 3),
+            "overhead_ms": round(period - unet_ms - decode_ms, 3)}
 
 
 def _paths(decoding: Any, *, full: bool, progressive: bool) -> dict[str, str]:

@@ -7,6 +7,9 @@ An anchor comes from a *spec*:
 - ``seed:N``: a Gaussian latent with the family's statistics, the same for the same N on every machine
   (N from 0 to 2**63 - 1; a bare ``seed`` takes the run's seed, the next bare one seed + 1, and so on);
 - a ``.safetensors`` latent written by ``save_latent`` (``latent-instrument encode`` writes them);
+- ``prompt:TEXT`` (``prompt:"a marble statue"``): a prompt anchor for sculpting. Its latent is a seed latent
+  drawn from the text (the same text, the same start everywhere); its name is the spec, ``prompt:TEXT``,
+  from which the sculpt stage reads the prompt (``prompt_of``);
 - a folder: its images and latent files, by name.
 
 Only regular files are read: a FIFO or a device named ``.png`` would block or never end.
@@ -337,7 +340,7 @@ def load_anchors(
 def expand_spec(spec: str) -> list[str]:
     """A folder -> its image and latent files by name (AnchorError if none); anything else -> [spec]."""
     path = Path(spec)
-    if spec.lower().startswith("seed:") or not path.is_dir():
+    if spec.lower().startswith(("seed:", PROMPT_PREFIX)) or not path.is_dir():
         return [spec]
     known = IMAGE_SUFFIXES | {LATENT_SUFFIX}
     try:
@@ -354,7 +357,31 @@ def _seed_anchor(number: int, family: Family, size: tuple[int, int]) -> Anchor:
                   {"kind": "seed", "seed": str(number), "family": family.name})
 
 
+PROMPT_PREFIX = "prompt:"
+
+
+def prompt_of(name: str) -> str | None:
+    """The prompt of a prompt anchor's name (``prompt:TEXT`` -> TEXT), None for other anchors."""
+    if not name.lower().startswith(PROMPT_PREFIX):
+        return None
+    text = name[len(PROMPT_PREFIX):].strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":  # quotes the shell left in
+        text = text[1:-1].strip()
+    return text
+
+
+def _prompt_anchor(spec: str, family: Family, size: tuple[int, int]) -> Anchor:
+    text = prompt_of(spec)
+    if not text:
+        raise AnchorError(spec, 'an empty prompt: write prompt:"a marble statue"')
+    seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") >> 1  # (within SEED_MAX)
+    return Anchor(printable(f"{PROMPT_PREFIX}{text}"), seed_latent(seed, family, size), spec,
+                  {"kind": "prompt", "prompt": text, "family": family.name})
+
+
 def _load_one(spec: str, ae, size: tuple[int, int], cache: AnchorCache | None, fit: str) -> Anchor:
+    if prompt_of(spec) is not None:
+        return _prompt_anchor(spec, ae.family, size)
     if spec.lower().startswith("seed:"):
         try:
             number = int(spec[5:])

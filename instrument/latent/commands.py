@@ -2,6 +2,7 @@
 
     latent-instrument encode photos/*.jpg -o latents/
     latent-instrument walk dog.png seed:3 latents/pastry.safetensors --path spline --steps 120 -o walk/
+    latent-instrument walk seed:1 'prompt:"a marble statue"' --sculpt 0.7 --sculpt-steps 4 --step-frames -o w/
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from instrument.config import AnchorConfig, number
+from instrument.config import AnchorConfig, SculptingSettings, number
 from instrument.decoders import load_models
 from instrument.errors import UserError
 from instrument.latent.anchors import (
@@ -131,6 +132,17 @@ def configure_walk(parser: argparse.ArgumentParser) -> None:
                         help="random walk: RMS step per frame, in latent std")
     parser.add_argument("--bound", type=number(float, 0, 100, above=True), default=0.5,
                         help="random walk: largest RMS distance from the start, in latent std")
+    parser.add_argument("--sculpt", type=number(float, 0, 1), default=0.0, metavar="S",
+                        help="sculpt every frame this much (0: off)")
+    parser.add_argument("--sculpt-steps", type=number(int, 1, 8), default=1, metavar="K", help="sculpt steps")
+    parser.add_argument("--noise-seed", type=number(int, 0, 2**31 - 1), default=0, metavar="N",
+                        help="sculpt noise seed")
+    parser.add_argument("--step-frames", action="store_true", help="also write each step: step_K/, noisy_K/")
+    sculpting = SculptingSettings()
+    parser.add_argument("--sculpt-model", default=sculpting.sculpt_model, metavar="SOURCE",
+                        help="the sculpting UNet, as play's --sculpt-model")
+    parser.add_argument("--sculpt-lora", default="", metavar="LORA", help="a LoRA fused into it")
+    parser.add_argument("--prompt", default="", help='without prompt:"..." anchors, this prompt')
     AnchorConfig.add_arguments(parser)
 
 
@@ -159,6 +171,7 @@ def run_walk(args: argparse.Namespace) -> int:
         positions = [k / count for k in range(steps)]
     args.output.mkdir(parents=True, exist_ok=True)
     config.save(args.output)
+    sculpt = _walk_sculptor(args, decoder, tuple(stack.shape[1:]), [a.name for a in anchors])
     frames = []
     with torch.inference_mode(), tqdm(total=steps, unit="frame", desc="walk") as bar:
         for start in range(0, steps, args.batch):
@@ -167,8 +180,15 @@ def run_walk(args: argparse.Namespace) -> int:
                 batch = latents[start : start + len(chunk)]
             else:
                 batch = path_point(stack, torch.tensor(chunk), args.path)
+            steps_out = []
+            if sculpt is not None:
+                batch, steps_out = sculpt(batch, chunk)
             pixels = decoder.decode(batch.float())
             images = pixels_to_uint8(pixels).cpu()
+            for folder, latents_k in steps_out:
+                (args.output / folder).mkdir(exist_ok=True)
+                for offset, image in enumerate(pixels_to_uint8(decoder.decode(latents_k)).cpu().numpy()):
+                    Image.fromarray(image).save(args.output / folder / f"frame_{start + offset:05d}.png")
             for offset, image in enumerate(images.numpy()):
                 index = start + offset
                 name = f"frame_{index:05d}.png"
@@ -180,6 +200,8 @@ def run_walk(args: argparse.Namespace) -> int:
     sidecar = {
         "path": args.path,
         "steps": steps,
+        "sculpt": {"strength": args.sculpt, "steps": args.sculpt_steps, "noise_seed": args.noise_seed,
+                   "model": args.sculpt_model} if sculpt is not None else None,
         "size": list(config.size),
         "model": decoder.label,
         "anchors": [{"name": a.name, "source": a.source, "position": s}
@@ -189,3 +211,41 @@ def run_walk(args: argparse.Namespace) -> int:
     (args.output / "frames.json").write_text(json.dumps(sidecar, indent=2) + "\n")
     print(f"{steps} frames in {args.output}")
     return 0
+
+
+def _walk_sculptor(args: argparse.Namespace, decoder, shape: tuple[int, ...], names: list[str]):
+    """With ``--sculpt``: ``sculpt(latents [B, C, h, w], positions) -> (sculpted latents, [(folder, latents
+    of every frame at that step)])`` (the folders with ``--step-frames``: step_K, noisy_K); else None. The
+    prompt anchors' prompts run along the path as live (``loop.sculpting.Prompts``)."""
+    if args.sculpt <= 0:
+        return None
+    from instrument.loop.sculpting import Prompts
+    from instrument.sculpt import SculptOptions, Sculptor, SculptSettings, load_sculpt_model
+
+    settings = SculptingSettings.from_args(args)
+    if not settings.sculpting:
+        raise UserError("--sculpt needs a sculpt model; --sculpt-model is none")
+    model = load_sculpt_model(settings.sculpt_model, lora=settings.sculpt_lora or None,
+                              family=decoder.family.name, device=decoder.device, dtype=args.dtype,
+                              offline=args.offline)
+    sculptor = Sculptor(model, shape, options=SculptOptions(background=False))
+    prompts = Prompts.from_anchors(names, settings.prompt)
+    texts = (*prompts.texts, prompts.texts[0]) if args.path == "loop" else prompts.texts
+
+    def sculpt(latents: torch.Tensor, positions: list[float]):
+        results = []
+        for latent, position in zip(latents, positions, strict=True):
+            mix = min(max(position, 0.0), 1.0) if prompts.along_path and args.path != "walk" else 0.0
+            results.append(sculptor(latent, SculptSettings(
+                strength=args.sculpt, steps=args.sculpt_steps, noise_seed=args.noise_seed,
+                prompts=texts if prompts.along_path else prompts.texts, prompt_mix=mix)))
+        out = torch.stack([r.latent for r in results])
+        if not args.step_frames:
+            return out, []
+        folders = []
+        for k in range(args.sculpt_steps):
+            folders.append((f"step_{k + 1}", torch.stack([r.x0s[k] for r in results])))
+            folders.append((f"noisy_{k + 1}", torch.stack([r.xts[k] for r in results])))
+        return out, folders
+
+    return sculpt

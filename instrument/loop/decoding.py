@@ -4,6 +4,8 @@
 cache. ``begin(coords, which) -> DecodeJob`` starts a frame and ``finish(job)`` gets it, so that the loop can
 read the next frame's controls while a GPU decodes; on a CPU, ``progressive`` answers at once with a blend of
 the nearest decoded frames while the exact frame decodes in the background (``framecache.Progressive``).
+A frame with a sculpt ``view`` (``loop.sculpting``) is keyed by it too, and sculpted before its decode where
+the stage runs inline; elsewhere it shows unsculpted until the stage's background has made it.
 """
 
 from __future__ import annotations
@@ -63,11 +65,12 @@ class DecodeJob:
     launched (``time.perf_counter``; 0 for a frame from the cache); ``seconds``: after ``finish``, the
     decode's own time, from its launch or the end of the frame queued before it, whichever came later."""
 
-    key: tuple[Coords, str]
+    key: tuple
     result: tuple[np.ndarray, bool] | None = None
     frames: Any = None
     began: float = 0.0
     seconds: float = 0.0
+    sculpt: Any = None  # the sculpt.SculptJob of a sculpted frame, settled in finish
 
     @property
     def decoding(self) -> bool:
@@ -102,6 +105,7 @@ class Decoding:
         self.decode_seconds = {"fast": 0.0, "full": 0.0}  # running estimate of one decode, per decoder
         self._decoded_at = 0.0  # when the last decode finished (time.perf_counter)
         self.refinement = Refinement(self)  # the full decoder's redraw of a still frame
+        self.sculpting: Any = None  # loop.sculpting.Sculpting, when the session sculpts
 
     @property
     def atlas(self):
@@ -124,8 +128,9 @@ class Decoding:
     def decoder(self, which: str):
         return self.full if self.which(which) == "full" else self.fast
 
-    def key(self, coords: Coords, which: str) -> tuple[Coords, str]:
-        return coords, self.which(which)
+    def key(self, coords: Coords, which: str, view: Any = None) -> tuple:
+        """The frame cache's key: (coords, decoder), and the sculpt ``view`` when there is one."""
+        return (coords, self.which(which)) if view is None else (coords, self.which(which), view)
 
     def on_screen(self, coords: Coords, which: str, image: np.ndarray,
                   resting: bool) -> tuple[np.ndarray, str]:
@@ -146,10 +151,17 @@ class Decoding:
         (exact False) while the exact frame decodes in the background. Raises NonFiniteDecode."""
         return self.finish(self.begin(coords, which))
 
-    def begin(self, coords: Coords, which: str = "fast") -> DecodeJob:
+    def begin(self, coords: Coords, which: str = "fast", view: Any = None) -> DecodeJob:
         """``frame`` in two steps: start it here, get it from ``finish``. Where the decoder's frame pipeline
         is asynchronous (a GPU) the decode runs on the device in between, while the caller does other work
-        (but no other decode); else the frame is made here."""
+        (but no other decode); else the frame is made here. With a sculpt ``view``: the sculpted frame from
+        the cache, else sculpted now where the stage runs inline, else the unsculpted frame."""
+        if view is not None and self.sculpting is not None:
+            image = self.cache.get(self.key(coords, which, view))
+            if image is not None:
+                return DecodeJob(self.key(coords, which, view), result=(image, True))
+            if self.sculpting.inline:
+                return self._begin_sculpted(coords, which, view)
         key = self.key(coords, which)
         if self.progressive is not None and key[1] == "fast":
             return DecodeJob(key, result=self.progressive.frame(key, lambda: self.latent(coords)))
@@ -168,10 +180,30 @@ class Decoding:
             job.result = (self.picture(source, key[1]), True)
         return job
 
+    def _begin_sculpted(self, coords: Coords, which: str, view: Any) -> DecodeJob:
+        key = self.key(coords, which, view)
+        job = DecodeJob(key, began=time.perf_counter())
+        if key[1] == "full":
+            self.refinement.settle()
+        # (the sculptor runs under no_grad, as it was compiled and captured: not in inference mode)
+        latent, job.sculpt = self.sculpting.launch(self.latent(coords), view)
+        frames = self.fast_frames if key[1] == "fast" else self.full_frames
+        shared = self.progressive is not None and frames is self.fast_frames  # (its decodes are in flight)
+        if frames is not None and frames.asynchronous and not shared:
+            frames.launch(latent)
+            job.frames = frames
+        else:
+            if shared:
+                self.progressive.flush()
+            job.result = (self.picture(latent, key[1]), True)
+        return job
+
     def time_left(self, job: DecodeJob) -> float:
         """Seconds until ``job``'s decode is expected to be done (may be < 0), from the device's own time
         per frame (``FastDecoder.device_seconds``): a host-side estimate would count the caller's waits."""
         seconds = getattr(job.frames, "device_seconds", 0.0) or self.decode_seconds[job.key[1]]
+        if job.sculpt is not None:
+            seconds += self.sculpting.sculptor.device_seconds
         return self._started(job) + seconds - time.perf_counter()
 
     def _started(self, job: DecodeJob) -> float:
@@ -183,7 +215,11 @@ class Decoding:
         if not job.began:  # from the cache, or a blend
             return job.result
         image = job.frames.collect() if job.frames is not None else job.result[0]
-        job.frames, job.result = None, (image, True)
+        if job.sculpt is not None:
+            again = self.sculpting.settle(job.sculpt, job.key[0], job.key[2])
+            if again is not None:
+                image = self.picture(again, job.key[1])
+        job.frames, job.sculpt, job.result = None, None, (image, True)
         done = time.perf_counter()
         job.seconds = done - self._started(job)
         self._decoded_at = done
@@ -207,8 +243,10 @@ class Decoding:
         for c, image in zip(coords, images, strict=True):
             self.cache.put(self.key(c, "fast"), image.copy())  # (a view would keep the whole batch alive)
 
-    def render(self, coords: Coords, which: str = "fast") -> np.ndarray:
-        """Decode ``coords`` without the cache."""
+    def render(self, coords: Coords, which: str = "fast", view: Any = None) -> np.ndarray:
+        """Decode ``coords`` (sculpted as ``view`` says) without the cache."""
+        if view is not None and self.sculpting is not None:
+            return self.picture(self.sculpting.sculpted(coords, view), which)
         return self.picture(self.source(coords), which)
 
     def source(self, coords: Coords) -> torch.Tensor | Mix:
@@ -233,6 +271,8 @@ class Decoding:
     def close(self) -> None:
         """Stop the frame pipelines' decode threads (in the render thread's ``finally``)."""
         self.refinement.close()
+        if self.sculpting is not None:
+            self.sculpting.close()
         for pipeline in (self.fast_frames, self.full_frames):
             if pipeline is not None:
                 pipeline.close()

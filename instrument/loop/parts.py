@@ -8,10 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from instrument.accel import make_frame_fn
 from instrument.config import Config
 from instrument.framecache import FrameCache
 from instrument.loop.controls import Controls, FrameInput
 from instrument.loop.decoding import Decoding, frame_pipeline, full_pipeline
+from instrument.loop.sculpting import build_sculpting
 from instrument.loop.status import StatusBoard
 from instrument.loop.takes import Takes
 from instrument.performance import Performance
@@ -23,14 +25,17 @@ log = logging.getLogger("instrument.render")
 @dataclasses.dataclass(frozen=True)
 class Factories:
     """What the renderer builds its stages from. ``load(say)`` returns ``(fast, full, anchors [N, C, h, w],
-    names, problems)`` (``say(text)`` shows progress); ``controls()`` makes the ``Controls``; ``decoding``
-    and ``pipeline`` make the decode stage and its frame pipelines; ``recorder`` a take's writer; ``record``
-    names a folder to record into from the first frame."""
+    names, problems)``, and a sixth item, the sculpt model (``sculpt.SculptModel`` or None), when the session
+    sculpts (``say(text)`` shows progress); ``controls()`` makes the ``Controls``; ``decoding`` and
+    ``pipeline`` make the decode stage and its frame pipelines; ``sculpting`` the sculpt stage
+    (``loop.sculpting.build_sculpting``); ``recorder`` a take's writer; ``record`` names a folder to record
+    into from the first frame."""
 
     load: Callable[[Callable[[str], None]], tuple]
     controls: Callable[[], Controls]
     decoding: Callable[..., Decoding] = Decoding
     pipeline: Callable[..., Any] = frame_pipeline
+    sculpting: Callable[..., Any] = build_sculpting
     recorder: Callable[..., Recorder] = Recorder
     record: str | None = None
 
@@ -45,6 +50,7 @@ class Parts:
     takes: Takes
     names: list[str]
     notice: str  # why the decoder is a stand-in, if it is
+    sculpting: Any = None  # loop.sculpting.Sculpting, when the session sculpts
 
     def log_input(self, inp: FrameInput, board: StatusBoard) -> None:
         """Log a frame's input into the take and say on the HUD what needs saying."""
@@ -83,7 +89,7 @@ def out_size(config: Config) -> tuple[int, int]:
 def build_parts(config: Config, make: Factories, board: StatusBoard, *, interval: float,
                 say: Callable[[str], None]) -> Parts:
     """Load the decoders and anchors and build every stage (in the render thread)."""
-    fast, full, anchors, names, problems = make.load(say)
+    fast, full, anchors, names, problems, *sculpt_model = make.load(say)
     for problem in problems:
         board.error(problem)
     controls = make.controls()
@@ -96,6 +102,10 @@ def build_parts(config: Config, make: Factories, board: StatusBoard, *, interval
     decoding = make.decoding(anchors, fast, full, out_size=size, seed=config.seed,
                              cache=FrameCache(config.frame_cache_mb * 2**20), fast_frames=fast_frames,
                              full_frames=full_frames, progressive=fast.device.type == "cpu")
+    decoding.sculpting = make.sculpting(
+        sculpt_model[0] if sculpt_model else None, decoding, names=names, prompt=config.prompt,
+        frames=lambda: make_frame_fn(fast, size, config), error=board.error, say=say,
+        prompt_cache_dir=Path(config.cache_dir) / "prompts" if config.cache_dir else None)
     performance = Performance(n_anchors=anchors.shape[0], bank_size=config.bank_size)
     parts: list[Parts] = []  # (the takes tell the lab, which logs into the takes)
     takes = Takes(config, decoding=decoding, controls=controls, performance=performance, names=names,
@@ -108,7 +118,7 @@ def build_parts(config: Config, make: Factories, board: StatusBoard, *, interval
                   error=board.error, seed=config.seed)
     if config.atlas:
         lab.load_atlas(config.atlas)
-    parts.append(Parts(controls, lab, decoding, takes, list(names), fast.notice or ""))
+    parts.append(Parts(controls, lab, decoding, takes, list(names), fast.notice or "", decoding.sculpting))
     return parts[0]
 
 

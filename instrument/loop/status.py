@@ -156,5 +156,6 @@ def session_status(board: StatusBoard, parts: Any, phase: str, message: str, coo
         keys=parts.controls.keys(),
         lab=lab_lines,
         minimap=minimap,
+        **(parts.sculpting.status() if parts.sculpting is not None else {}),
         **fields,
     )

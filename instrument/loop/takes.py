@@ -145,6 +145,8 @@ class Takes:
                 "family": decoding.fast.family.name,
                 "notice": decoding.fast.notice,
             },
+            # The sculpt model and prompts the frames' sculpts used (their settings come from the controls).
+            "sculpt": decoding.sculpting.source if getattr(decoding, "sculpting", None) is not None else None,
             "mapping": self.controls.describe(),
             "anchors": self.names,
             "clock": {"start": self.start, "interval": self.interval},

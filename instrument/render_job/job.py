@@ -26,6 +26,7 @@ import torch
 from instrument.config import Config
 from instrument.devices import resolve_device
 from instrument.errors import UserError
+from instrument.loop.sculpting import sculpt_view
 from instrument.performance import Coords
 from instrument.recorder import FRAMES, atomic_write
 from instrument.render_job.draw import draw_frames, same_bits
@@ -52,7 +53,9 @@ class RenderSpec:
     """What to render: the ``take`` folder; ``decoder`` "fast" or "full"; ``fps`` and ``size`` (None: the
     take's); ``out`` (None: ``TAKE/render-<decoder>``); ``overrides``: Config fields (model, full_model,
     device, dtype, offline); ``frames``: only these output frames (None: all); ``resume``: skip frames
-    already on disk; ``threads``: CPU threads per process (0: torch's choice)."""
+    already on disk; ``threads``: CPU threads per process (0: torch's choice); ``sculpt_model``: sculpt
+    with this model instead of the take's, in ``sculpt_steps`` steps (None: the take's); ``step_frames``:
+    write every sculpt step's pictures too."""
 
     take: Path
     decoder: str = "fast"
@@ -63,6 +66,9 @@ class RenderSpec:
     frames: FrameRange | None = None
     resume: bool = False
     threads: int = 0
+    sculpt_model: str | None = None
+    sculpt_steps: int | None = None
+    step_frames: bool = False
 
     def __post_init__(self) -> None:
         self.take = Path(self.take)
@@ -86,10 +92,12 @@ def render(spec: RenderSpec, team: Team | None = None, *, load=None, progress: b
     team = team or Team()
     sidecar, logged, events = read_take(spec.take)
     config = process_config(spec, sidecar, team)
-    decoding = open_decoding(spec.take, sidecar, config, spec.decoder, spec.size, load)
+    decoding = open_decoding(spec.take, sidecar, config, spec.decoder, spec.size, load, spec.sculpt_model)
     try:
         replay = open_replay(spec.take, sidecar, config, decoding)
-        plan = make_plan(replay, timeline(sidecar, logged, events, spec.fps))
+        plan = make_plan(replay, timeline(sidecar, logged, events, spec.fps),
+                         lambda values, coords: sculpt_view(decoding.sculpting, values, coords,
+                                                            spec.sculpt_steps))
         spec.out.mkdir(parents=True, exist_ok=True)
         info = render_info(spec, sidecar, decoding, plan)
         todo = frames_to_draw(spec, info, len(plan.frames))
@@ -148,7 +156,8 @@ def render_info(spec: RenderSpec, sidecar: dict[str, Any], decoding: Any, plan: 
             "dtype": str(decoder.dtype).removeprefix("torch."),
             "fps": spec.fps or 1 / sidecar["clock"]["interval"], "size": list(decoding.out_size),
             "frames": len(plan.frames), "plan": plan.digest(), "coordinate_mismatches": plan.mismatches,
-            "differ_after_a_stall": plan.after_stall}
+            "differ_after_a_stall": plan.after_stall,
+            "sculpt": decoding.sculpting.source if decoding.sculpting is not None else None}
 
 
 def frames_to_draw(spec: RenderSpec, info: dict[str, Any], total: int) -> list[int]:
@@ -180,7 +189,7 @@ def draw_share(decoding: Any, mine: list[PlannedFrame], spec: RenderSpec, team: 
 
     try:
         try:
-            seconds = draw_frames(decoding, mine, spec.out, spec.decoder, drawn)
+            seconds = draw_frames(decoding, mine, spec.out, spec.decoder, drawn, step_frames=spec.step_frames)
         except Exception as exc:
             stopped = _stopped(exc, mark, mine, team)
             if stopped is exc:

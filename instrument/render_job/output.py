@@ -2,10 +2,11 @@
 
 A frame is written atomically (``recorder.atomic_write``), so a ``frame_NNNNNN.png`` on disk is whole and
 ``--resume`` can trust it. ``render.json`` says what the folder holds (``SAME_RENDER``: the decoder and its
-dtype, the frame rate, the size and the plan's digest); a resumed or partial render into a folder of another
-render is refused, so that one video never mixes two renders. ``.progress/process-K.json`` holds process
-K's count, rewritten every ``PROGRESS_EVERY`` seconds: the main process draws one bar from them, the
-processes wait for each other through them, and after a failure they say which process stopped where.
+dtype, the frame rate, the size, the plan's digest and the sculpt model); a resumed or partial render into a
+folder of another render is refused, so that one video never mixes two renders.
+``.progress/process-K.json`` holds process K's count, rewritten every ``PROGRESS_EVERY`` seconds: the main
+process draws one bar from them, the processes wait for each other through them, and after a failure they
+say which process stopped where.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from instrument.recorder import atomic_write, frame_name
 INFO = "render.json"
 PROGRESS = ".progress"
 PROGRESS_EVERY = 0.5  # seconds
-SAME_RENDER = ("decoder", "dtype", "fps", "size", "frames", "plan")
+SAME_RENDER = ("decoder", "dtype", "fps", "size", "frames", "plan", "sculpt")
 
 
 @dataclass(frozen=True)

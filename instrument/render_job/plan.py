@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,12 +20,14 @@ from instrument.recorder import frame_name
 @dataclass(frozen=True)
 class PlannedFrame:
     """One frame of the render: output number ``k`` (``frame_{k:06d}.png``), its frame ``n`` on the take's
-    grid (-1 on a new grid), its time ``t`` (seconds, the take's clock) and its coordinates."""
+    grid (-1 on a new grid), its time ``t`` (seconds, the take's clock), its coordinates and its sculpt
+    (a ``loop.sculpting.View``; None: unsculpted)."""
 
     k: int
     n: int
     t: float
     coords: Coords
+    view: Any = None
 
     @property
     def file(self) -> str:
@@ -33,7 +35,8 @@ class PlannedFrame:
 
     def record(self) -> dict[str, Any]:
         """Its line in the render's ``frames.jsonl``."""
-        return {"n": self.n, "t": self.t, "coords": self.coords.to_json(), "file": self.file}
+        record = {"n": self.n, "t": self.t, "coords": self.coords.to_json(), "file": self.file}
+        return record if self.view is None else {**record, "sculpt": self.view.to_json()}
 
 
 @dataclass
@@ -55,10 +58,12 @@ class Plan:
         return hashlib.sha256(self.lines().encode()).hexdigest()[:16]
 
 
-def make_plan(replay: Any, ticks: Iterable[Any]) -> Plan:
+def make_plan(replay: Any, ticks: Iterable[Any],
+              sculpt: Callable[[dict[str, Any], Coords], Any] = lambda values, coords: None) -> Plan:
     """Step ``replay`` (a ``replay.Replay``) through ``ticks`` (``replay.timeline``): every tick's records
-    are applied in order, and each drawn tick's coordinates kept. A frame the live loop skipped and nothing
-    happened in is glimpsed (stepped on copies of the state), so that the played frames step as they did."""
+    are applied in order, and each drawn tick's coordinates kept, with its sculpt ``sculpt(control values,
+    coords)``. A frame the live loop skipped and nothing happened in is glimpsed (stepped on copies of the
+    state), so that the played frames step as they did."""
     frames: list[PlannedFrame] = []
     mismatches = after_stall = 0
     stalled = False
@@ -71,5 +76,5 @@ def make_plan(replay: Any, ticks: Iterable[Any]) -> Plan:
         if tick.coords is not None and Coords.from_json(tick.coords) != coords:
             after_stall += stalled
             mismatches += not stalled
-        frames.append(PlannedFrame(len(frames), tick.n, tick.t, coords))
+        frames.append(PlannedFrame(len(frames), tick.n, tick.t, coords, sculpt(replay.values, coords)))
     return Plan(frames, mismatches, after_stall)

@@ -13,6 +13,7 @@ from instrument.sculpt.models import DEFAULT_MODEL, SculptModel, load_sculpt_mod
 from instrument.sculpt.noise import noise_at
 from instrument.sculpt.prompts import PromptBook
 from instrument.sculpt.sculptor import (
+    Dropped,
     NonFiniteSculpt,
     SculptJob,
     SculptOptions,
@@ -23,6 +24,7 @@ from instrument.sculpt.settings import MAX_STEPS, SculptResult, SculptSettings
 
 __all__ = [
     "DEFAULT_MODEL",
+    "Dropped",
     "MAX_STEPS",
     "NonFiniteSculpt",
     "PromptBook",

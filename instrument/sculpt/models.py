@@ -47,7 +47,8 @@ class SculptModel:
     """A loaded sculpt model. ``unet``: diffusers ``UNet2DConditionModel`` on ``device`` in ``dtype``, no
     gradients. ``schedule``: its training noise schedule. ``sampler``: "ddim" or "lcm". ``distilled``: a
     few-step model that ignores guidance. ``family``: the latent space it denoises. ``text``: how prompts
-    become embeddings. ``label``: for people ("SD-Turbo (hub)"); ``source``: where it came from."""
+    become embeddings. ``label``: for people ("SD-Turbo (hub)"); ``source`` and ``lora``: where it came from
+    (what a take's re-render loads again)."""
 
     unet: nn.Module
     schedule: NoiseSchedule
@@ -59,6 +60,7 @@ class SculptModel:
     source: str
     device: torch.device
     dtype: torch.dtype
+    lora: str | None = None
 
     def __repr__(self) -> str:
         return f"SculptModel({self.label!r}, {self.sampler}, {self.device} {self.dtype})"
@@ -104,7 +106,7 @@ def load_sculpt_model(
     model = SculptModel(
         unet=unet, schedule=schedule, sampler="lcm" if lcm else "ddim",
         distilled=lcm or any(word in names for word in DISTILLED_HINTS), family=found, text=text, label=label,
-        source=source, device=device, dtype=dtype,
+        source=source, device=device, dtype=dtype, lora=lora or None,
     )  # fmt: skip
     log.info("sculpt model: %s (%s sampler%s)", label, model.sampler, ", distilled" * model.distilled)
     return model

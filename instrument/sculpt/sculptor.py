@@ -8,8 +8,11 @@ API (for the render thread; build and call it from that one thread):
   [B, C, h, w]: B frames, one UNet call per step for all of them) and returns at once where the device
   allows it (CUDA: stream-ordered; CPU: a background thread, ``asynchronous``); ``ready(job)`` never blocks;
   ``finish(job) -> SculptResult`` waits; ``drop(job)`` abandons one the controls have moved past (a CPU
-  job stops at its next step). ``sculptor(latent, settings)`` is begin + finish. Settings that are not
-  ``active`` (strength 0) finish at once with the input itself: no UNet call.
+  job stops at the UNet layer it is in). ``sculptor(latent, settings)`` is begin + finish. Settings that are
+  not ``active`` (strength 0) finish at once with the input itself: no UNet call.
+- ``queued_view(job, step, noisy)``: where the steps run on the device's stream (CUDA; or in the caller's
+  thread), the latent ``result.view(step, noisy)`` will be, already, as a tensor that later work on the same
+  stream may read (a decode queued behind the steps); None for a job of the CPU thread.
 - ``warmup(settings)``: compile and capture now; ``describe()`` for the HUD; ``close()`` (in a finally).
 
 A result is never NaN/Inf: a non-finite sculpt in fp16/bf16 moves the UNet to fp32 for good (with a warning)
@@ -47,6 +50,10 @@ CACHED = 24  # noises, embeddings and step tables kept on the device (a knob in 
 
 class NonFiniteSculpt(RuntimeError):
     """A sculpt gave NaN or Inf even in fp32."""
+
+
+class Dropped(RuntimeError):
+    """A CPU sculpt stopped inside the UNet because its job was dropped."""
 
 
 @dataclass(frozen=True)
@@ -116,6 +123,8 @@ class Sculptor:
         self._worker: threading.Thread | None = None
         self._jobs: queue.Queue[SculptJob] = queue.Queue()
         self._stop = threading.Event()
+        self._running: SculptJob | None = None  # the CPU thread's job (its UNet layers check for a drop)
+        self._hooks: list[Any] = []
 
     # -- the stage -----------------------------------------------------------------------------------------
 
@@ -167,8 +176,22 @@ class Sculptor:
         return job.result
 
     def drop(self, job: SculptJob) -> None:
-        """Abandon ``job``: its result will not be collected (a CPU job stops at its next step)."""
+        """Abandon ``job``: its result will not be collected (a CPU job stops in the UNet layer it is in)."""
         job.cancelled.set()
+
+    def queued_view(self, job: SculptJob, step: int = 0, noisy: bool = False) -> Tensor | None:
+        """``result.view(step, noisy)`` of ``job`` before it is finished (see the module); None for a job of
+        the CPU thread. A non-finite sculpt reads as zeros (a decoder meeting NaN would fall back for good);
+        ``finish`` says whether it was finite, and makes it again in fp32, into a new result."""
+        if job.result is not None:
+            return job.result.view(step, noisy) if isinstance(job.result, SculptResult) else None
+        if job.done is not None or job.outputs is None:
+            return None
+        xts, x0s, finite = job.outputs
+        if job.latent.ndim == 3:
+            xts, x0s = xts[:, 0], x0s[:, 0]
+        view = SculptResult(x0s[-1], x0s, xts, job.settings).view(step, noisy)
+        return torch.where(finite, view, torch.zeros((), device=view.device))  # (queued: no wait)
 
     def __call__(self, latent: Tensor, settings: SculptSettings) -> SculptResult:
         return self.finish(self.begin(latent, settings))
@@ -186,9 +209,14 @@ class Sculptor:
     def close(self) -> None:
         """Stop the CPU sculpt thread (jobs in flight are dropped)."""
         self._stop.set()
+        if self._running is not None:
+            self._running.cancelled.set()
         if self._worker is not None:
             self._worker.join()
             self._worker = None
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks = []
 
     # -- inputs --------------------------------------------------------------------------------------------
 
@@ -236,6 +264,7 @@ class Sculptor:
             self.model.unet.to(memory_format=torch.channels_last)
         if self.options.background and self.device.type == "cpu":
             self._worker = threading.Thread(target=self._work, name="cpu-sculpt", daemon=True)
+            self._hooks = dropping_hooks(self)
             self._worker.start()
 
     def _runner(self, batch: int, guided: bool) -> StepRunner:
@@ -307,9 +336,25 @@ class Sculptor:
             except queue.Empty:
                 continue
             if not job.cancelled.is_set():
+                self._running = job
                 try:
                     self._launch(job)
                     self._settle(job)
                 except Exception as exc:
                     job.result = exc
+                finally:
+                    self._running = None
             job.done.set()
+
+
+def dropping_hooks(sculptor: Sculptor) -> list[Any]:
+    """Hooks on every layer of the sculptor's UNet that stop its CPU thread's job inside the UNet once the
+    job is dropped (a step takes seconds on a CPU: the cores go back to the loop at once)."""
+    unet = sculptor.model.unet
+
+    def check(_module: Any, _inputs: Any) -> None:
+        job = sculptor._running
+        if job is not None and job.cancelled.is_set() and threading.current_thread() is sculptor._worker:
+            raise Dropped("the sculpt was dropped")
+
+    return [m.register_forward_pre_hook(check) for m in unet.modules() if m is not unet]

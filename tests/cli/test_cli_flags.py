@@ -85,7 +85,7 @@ BAD: list[tuple[str, tuple[str, ...]]] = [
     ("atlas pics -o out --clusters -1", ("--clusters", "from 0 to 64")),
     ("atlas pics -o out --picture-size 0", ("--picture-size", "from 64")),
     ("atlas pics -o out --method tsne", ("--method", "pca")),
-    ("curvature a b -o m.png --grid 0", ("--grid", "from 2")),
+    ("curvature a b -o m.png --grid 0", ("--grid", "from 3")),
     ("curvature a b -o m.png --grid 10000", ("--grid", "to 512")),
     ("curvature a b -o m.png --span 0", ("--span", "above 0")),
     ("curvature a b -o m.png -k 0", ("-k", "from 1")),
@@ -147,7 +147,7 @@ GOOD = [
     ("walk", "a b -o out --steps 1 --batch 256 --step-size 10 --bound 0.001"),
     ("bench", "--sizes 8,8192 --devices cpu --variants plain --latents fast,eager,latent_at "
               "--anchors-on device,cpu --live-sizes= --soak 0 --family sdxl --fps 60 --compile off"),
-    ("curvature", "a b c -o m.png --grid 2 --span 0.1 -k 64"),
+    ("curvature", "a b c -o m.png --grid 3 --span 0.1 -k 64"),
     ("render", "take --fps 0 --size 1024x576 --device cpu --dtype fp16"),
 ]
 

@@ -135,7 +135,7 @@ def test_no_midi_control_quits_or_changes_the_window():
             assert c.param not in ("quit", "fullscreen"), f"{path.name} line {c.line}: {c.param} on MIDI"
 
 
-def test_korg_knobs_7_and_8_are_free():
+def test_korg_knobs_7_and_8_sculpt():
     korg = load_mapping(PRESETS / "korg-nanokontrol2.yaml")
-    assert not [c for c in korg.controls if c.source == "cc" and c.number in (22, 23)]
-    assert "Knobs 7 and 8 (CC 22, 23) are left free" in korg.text
+    by_cc = {c.number: c.param for c in korg.controls if c.source == "cc"}
+    assert (by_cc[22], by_cc[23]) == ("sculpt", "steps")

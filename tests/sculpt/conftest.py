@@ -6,7 +6,14 @@ import shutil
 from pathlib import Path
 
 import pytest
-from tiny_sculpt import save_pipeline, save_single_file, scheduler, tiny_text_encoder, tiny_unet
+from tiny_sculpt import (
+    save_pipeline,
+    save_single_file,
+    save_tiny_taesd,
+    scheduler,
+    tiny_text_encoder,
+    tiny_unet,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -30,3 +37,9 @@ def models(tmp_path_factory) -> Path:
     save_single_file(root / "tiny15.safetensors", "sd15", tiny_unet("sd15"), tiny_text_encoder("sd15"))
     save_single_file(root / "tiny21.safetensors", "sd21", tiny_unet("sd21"), tiny_text_encoder("sd21"))
     return root
+
+
+@pytest.fixture(scope="session")
+def taesd_folder(tmp_path_factory) -> Path:
+    """A tiny TAESD (SD 1.x latents) saved as a diffusers folder: the decoder of the live sculpting tests."""
+    return save_tiny_taesd(tmp_path_factory.mktemp("sculpt-decoder") / "tiny-taesd")

@@ -179,3 +179,14 @@ def save_single_file(path: Path, arch: str = "sd15", unet=None, text_encoder=Non
     state.update({"first_stage_model." + k: v for k, v in tiny_vae().state_dict().items()})
     save_file({k: v.detach().clone().contiguous() for k, v in state.items()}, str(path))
     return path
+
+
+def save_tiny_taesd(folder: Path) -> Path:
+    """A tiny randomly initialised diffusers AutoencoderTiny (TAESD, SD 1.x latents), saved as a folder:
+    the decoder a sculpting session plays through, loaded by the user's path."""
+    from diffusers import AutoencoderTiny
+
+    torch.manual_seed(3)
+    AutoencoderTiny(encoder_block_out_channels=(8, 8, 8, 8), decoder_block_out_channels=(8, 8, 8, 8),
+                    num_encoder_blocks=(1, 1, 1, 1), num_decoder_blocks=(1, 1, 1, 1)).save_pretrained(folder)
+    return folder
