@@ -244,13 +244,18 @@ class PlaySettings(Settings):
 
     TITLE: ClassVar[str] = "play"
     fps: float = option(30.0, "frames per second the render loop aims at", parse=FPS)
-    window: tuple[int, int] = option((960, 960), "window size, N or WxH", parse=parse_size)
+    window: tuple[int, int] | None = option(None, "window size, N or WxH (default: as large as fits the "
+                                            "screen; a size that does not fit is made smaller)",
+                                            parse=parse_size)
     out_size: tuple[int, int] | None = option(None, "size of shown and recorded frames, N or WxH "
                                               "(default: the decode size)", parse=parse_size)
     fullscreen: bool = option(False, "start full screen")
+    output_display: int | None = option(None, "also show the picture alone, full screen, on display N "
+                                        "(a projector; `latent-instrument doctor` lists the displays); the "
+                                        "first window keeps the HUD and help", parse=number(int, 0, 63))
     headless: bool = option(False, "no window: render (and record) only")
     record: str = option("", "record into this folder from the first frame")
-    record_root: str = option("recordings", "where takes started while playing, and screenshots, go")
+    record_root: str = option("recordings", "where takes started while playing, and F12 screenshots, go")
     duration: float = option(0.0, "stop after this many seconds of play (0: never)",
                              parse=number(float, 0, 1e7))
     frames: int = option(0, "stop after this many frames (0: never)", parse=number(int, 0, 10**9))

@@ -67,6 +67,9 @@ class ControlState:
     def __init__(self, clock: Clock | None = None, *, tempo_source: str = "clock") -> None:
         self.clock = clock
         self.tempo_source = tempo_source  # "clock": follow MIDI clock while it runs; "fixed": the tempo param
+        # (low, high) of parameters whose range is narrower in this session (params.model_ranges).
+        self.ranges: dict[str, tuple[float, float]] = {}
+        self.touched: str | None = None  # the last parameter an event set (the HUD names it); None: none yet
         self._num: dict[str, _Smoothed] = {}
         self._other: dict[str, Any] = {}
         for p in PARAMS.values():
@@ -92,8 +95,14 @@ class ControlState:
         for (param, _), n in self._nudges.items():
             if param == name:
                 v += n.value
-        v = min(max(v, p.low), p.high)
+        low, high = self.range(name)
+        v = min(max(v, low), high)
         return int(round(v)) if p.kind == "integer" else v
+
+    def range(self, name: str) -> tuple[float, float]:
+        """(low, high) of a number parameter in this session: the registry's, or the model's narrower one."""
+        p = PARAMS[name]
+        return self.ranges.get(name, (p.low, p.high))
 
     def target(self, name: str) -> Any:
         """Where the parameter is heading (no smoothing, no nudges); for integers the unrounded float."""
@@ -153,11 +162,14 @@ class ControlState:
         if numeric and not (math.isfinite(float(value)) and math.isfinite(time) and math.isfinite(smoothing)):
             return
         self._owner[name] = source
+        if source != "ramp":
+            self.touched = name
         if numeric:
             s = self._num[name]
             s.advance(self._event_time(s, time))
             before = int(round(s.target)) if p.kind == "integer" else None
-            s.target = min(max(float(value), p.low), p.high)
+            low, high = self.range(name)
+            s.target = min(max(float(value), low), high)
             s.tau = smoothing if p.kind == "continuous" else 0.0
             if s.tau <= 0.0:
                 s.value = s.target
@@ -178,6 +190,7 @@ class ControlState:
         """An additive layer on a continuous param (pitch bend springing back to 0), one per ``key``."""
         if not (math.isfinite(amount) and math.isfinite(time) and math.isfinite(smoothing)):
             return
+        self.touched = name
         s = self._nudges.get((name, key))
         if s is None:
             s = self._nudges[(name, key)] = _Smoothed(0.0, 0.0, time=time)
@@ -202,12 +215,13 @@ class ControlState:
         else:
             v = self._num[name].target + amount
             if wrap and p.kind == "integer":
-                span = int(p.high - p.low) + 1
-                v = p.low + (int(round(v - p.low)) % span)
+                low, high = self.range(name)
+                v = low + (int(round(v - low)) % (int(high - low) + 1))
             self.set(name, v, time, smoothing=smoothing, source=source)
 
     def start_ramp(self, key: str, name: str, rate: float, time: float) -> None:
         """Move ``name`` at ``rate`` units per second until ``stop_ramp(key)`` (a held arrow key)."""
+        self.touched = name
         self._ramps[key] = _Ramp(name, rate, time)
 
     def stop_ramp(self, key: str, time: float) -> None:

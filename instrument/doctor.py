@@ -113,9 +113,12 @@ def display_report() -> None:
     try:
         with quiet_stderr():
             pygame.display.init()
+        from instrument.display.desktop import desktop_sizes
+
         driver = pygame.display.get_driver()
-        sizes = pygame.display.get_desktop_sizes() if hasattr(pygame.display, "get_desktop_sizes") else []
-        line("SDL driver", driver + (f", desktop {sizes[0][0]}x{sizes[0][1]}" if sizes else ""))
+        line("SDL driver", driver)
+        for i, (w, h) in enumerate(desktop_sizes()):  # (play --output-display N takes these numbers)
+            line(f"display {i}", f"{w}x{h}" + (" (main)" if i == 0 else ""))
         if driver in ("dummy", "offscreen"):
             line("window", "none (headless driver): use --headless and record")
     except Exception as e:

@@ -2,14 +2,16 @@
 
 A queue of frames would be latency: the display would show what the performer did a few frames ago. The
 render thread ``put``s every finished frame, replacing whatever the display has not picked up yet; the
-display takes ``latest`` at its own rate and never waits for the decoder.
+display takes ``latest`` at its own rate and never waits for the decoder. A frame replaced unseen hands its
+control times on to the frame that replaces it (which shows those controls too), so that the display can
+time control -> screen for every control event.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -26,6 +28,15 @@ class Frame:
     decoder: str = "fast"  # "fast", or "full" for a progressive-refinement frame
     latency: float | None = None  # seconds from the oldest control event applied in it to its publication
     published: float = field(default_factory=time.monotonic)
+    # When the oldest control event whose effect this frame's coordinates are the first to show arrived
+    # (time.monotonic(); None: no new control): the display times control -> screen from it, to the first
+    # exact frame it shows from then on.
+    controls_time: float | None = None
+    exact: bool = True  # False for a blend of nearby decoded frames (framecache.Progressive)
+
+
+def _earliest(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else min(a, b)
 
 
 class Mailbox:
@@ -40,8 +51,11 @@ class Mailbox:
 
     def put(self, frame: Frame) -> None:
         with self._cond:
-            if self._seq > self._taken_seq:
+            old = self._frame
+            if self._seq > self._taken_seq and old is not None:
                 self.replaced += 1
+                if old.controls_time is not None:
+                    frame = replace(frame, controls_time=_earliest(old.controls_time, frame.controls_time))
             self._frame = frame
             self._seq += 1
             self._cond.notify_all()
@@ -78,17 +92,20 @@ class Status:
     message: str = ""  # what is happening now (loading steps) or why the model is a fallback
     decoder: str = ""  # the fast decoder's label
     full_decoder: str | None = None  # the full decoder's label, None when there is none
-    mapping: str = ""  # the mapping's file name
+    mapping: str = ""  # the mapping's name, and why it plays or that its file is broken
     anchors: tuple[str, ...] = ()
     frames: int = 0  # frames rendered since playing began
     render_fps: float = 0.0  # frames published per second (blends included)
     exact_fps: float | None = None  # exact decodes per second when blends fill in between (slow device)
-    latency: float | None = None  # seconds, control event to published frame (latest measured)
-    where: str = ""  # the current coordinates in words
+    where: str = ""  # where the picture is, in words ("slerp: at pastry", "gliding to dog (40%)")
     recording: str | None = None  # the recorder's status line, None when not recording
     midi: tuple[tuple[str, str], ...] = ()  # (port, state)
-    errors: tuple[str, ...] = ()  # recent errors, newest last
+    errors: tuple[str, ...] = ()  # recent errors, newest last (each leaves the HUD after a while)
+    notices: tuple[str, ...] = ()  # confirmations ("mapping reloaded"), for a few seconds
+    moved: str = ""  # the last control moved and the value it set, for a few seconds after it moved
+    frozen: bool = False  # the picture is frozen (the freeze control)
     keys: tuple[tuple[str, str], ...] = ()  # (key, what it does) from the mapping, for the help overlay
+    midi_help: tuple[tuple[str, str], ...] = ()  # (MIDI control, what it does) from the mapping, for help
     ui: tuple[tuple[str, bool], ...] = ()  # hud, help, fullscreen as the controls set them
     ui_version: int = 0  # changes when the controls change `ui`
     quit: bool = False  # the controls asked to stop

@@ -30,12 +30,27 @@ class Param:
 PATH_KINDS = ("slerp", "lerp", "loop", "spline", "walk", "geodesic")
 LOCK_REGIONS = ("none", "left", "right", "top", "bottom", "center", "border")
 DECODERS = ("fast", "full")
+POSITION_MODES = ("relative", "absolute")
+MAX_CHANNELS = 64  # latent channels a mapping may name; a session narrows it to its model's (model_ranges)
+
+
+def model_ranges(latent_channels: int) -> dict[str, tuple[float, float]]:
+    """(low, high) of the parameters whose range is the model's, for a model with ``latent_channels``
+    channels (4 for SD 1.5, 16 for SD3 and FLUX.1, 32 for FLUX.2): a control written for a parameter's whole
+    range spans this range instead, and values are held inside it."""
+    top = max(1, int(latent_channels))
+    return {"offset_channel": (0.0, float(top - 1)), "lock_channels": (0.0, float(top))}
+
 
 PARAMS: dict[str, Param] = {
     p.name: p
     for p in [
         # Where on the path between anchors the latent sits.
         Param("position", "continuous", 0.0, "position along the current path, 0 = first anchor, 1 = last"),
+        Param("position_mode", "choice", "relative", "what `position` means after an anchor is picked: "
+              "relative = it moves on from the picked anchor; absolute = it is always the place on the path, "
+              "and its next move glides the picture back there from the picked anchor",
+              choices=POSITION_MODES),
         Param("speed", "continuous", 0.0, "automatic travel along the path, in path lengths per bar "
               "(negative runs backwards)", low=-2.0, high=2.0),
         Param("path", "choice", "slerp", "how anchors are joined (geodesic: the route along which the "
@@ -53,10 +68,11 @@ PARAMS: dict[str, Param] = {
               high=4.0),
         Param("offset", "continuous", 0.0, "offset added to the chosen latent channel, in latent std",
               low=-3.0, high=3.0),
-        Param("offset_channel", "integer", 0, "which latent channel `offset` moves", low=0, high=63),
+        Param("offset_channel", "integer", 0, "which latent channel `offset` moves (0 to the model's "
+              "channels - 1: see model_ranges)", low=0, high=MAX_CHANNELS - 1),
         Param("freeze", "toggle", False, "hold the whole latent where it is (sustain pedal)"),
-        Param("lock_channels", "integer", 0, "hold the first N latent channels at the current anchor",
-              low=0, high=64),
+        Param("lock_channels", "integer", 0, "hold the first N latent channels at the current anchor (up to "
+              "the model's channels)", low=0, high=MAX_CHANNELS),
         Param("lock_region", "choice", "none", "hold a spatial region at the current anchor",
               choices=LOCK_REGIONS),
         # Lab: atlas and curvature.

@@ -15,7 +15,10 @@ The path: ``s`` in [0, 1] runs through the anchors (0 = the first, 1 = the last;
 loop. ``travel`` grows by ``speed`` path lengths per bar at the tempo. Picking an anchor (a note) moves
 ``origin`` so that ``s`` lands on that anchor, and the picture glides there from where it was, along a
 straight (SLERP) line, with an ease-in-out over ``transition`` seconds (the mapping sets it per note, from
-velocity; 0 jumps), ending on a beat when ``sync`` is on. The position fader then moves from there.
+velocity; 0 jumps), ending on a beat when ``sync`` is on. What the position fader does next is
+``position_mode``: ``relative`` (the default), it moves on from the picked anchor (its top is no longer the
+end of the path); ``absolute``, the picture stays at the picked anchor until the fader moves, then glides
+over ``transition`` seconds back to the place on the path the fader names (``held`` meanwhile).
 
 Lab controls (instrument.lab.live measures and installs what they need; a take logs it, so replay agrees):
 ``bank`` shifts a picked anchor index by ``bank * bank_size``; ``pacing`` re-times path travel and glides
@@ -150,6 +153,7 @@ class Performance:
     tables: dict[str, Any] = field(default_factory=dict)  # pacing tables by key, shared by copies
     wanted: tuple[str, ...] = ()  # keys of tables the last step would have used but lacked
     wrapped: str = ""  # the last bank pick that ran past the anchors, in words
+    held: float | None = None  # absolute position mode: the fader's value when an anchor was picked
 
     def copy(self) -> Performance:
         return dataclasses.replace(self)
@@ -180,6 +184,7 @@ class Performance:
             wanted.append(path_key(path))
 
         first = self.home is None
+        aimed = pick is not None and not first  # a glide starts: its pacing table is keyed by where it goes
         if first:
             self.home = int(controls["anchor"]) % n
             self.origin = anchor_position(self.home, n, loop)
@@ -189,14 +194,16 @@ class Performance:
             k, wrapped = bank_anchor(int(pick), bank, self.bank_size, n)
             if wrapped:
                 asked = int(pick) + bank * self.bank_size
-                self.wrapped = f"bank {bank} anchor {int(pick)} is #{asked}, but there are {n} anchors: #{k}"
+                self.wrapped = (f"bank {bank + 1} pad {int(pick) + 1} is anchor {asked + 1}, but there are "
+                                f"{n} anchors: playing anchor {k + 1}")
             self._pick(k, controls, t, loop, position, table)
+        aimed = self._absolute(controls, t, position) or aimed
 
         s = fold(self.origin + position + self.travel, loop)
         if table is not None:
             s = float(table(s))
         s = _q(s, S_STEP)
-        if pick is not None:
+        if aimed:
             self.glide_to = s
         glide = self._glide(t, path, pacing, wanted) if t < self.glide_end else 1.0
         self.wanted = tuple(wanted)
@@ -251,6 +258,23 @@ class Performance:
         self.origin += -shift if backwards else shift
         self.paced = key
 
+    def _absolute(self, controls: Mapping[str, Any], t: float, position: float) -> bool:
+        """``position_mode`` absolute: hold the picked anchor until the fader moves, then glide back to the
+        place it names. True when that glide starts now."""
+        if controls.get("position_mode") != "absolute":
+            self.held = None
+            return False
+        if self.held is None:
+            if self.origin != 0.0:  # (an anchor picked before the mode changed, or the first anchor)
+                self.held = position
+            return False
+        if position == self.held:
+            return False
+        self.held = None
+        self.glide_from, self.origin = self.last_s, 0.0
+        self.glide_start, self.glide_end = t, t + float(controls["transition"])
+        return True
+
     def _pick(self, k: int, controls: Mapping[str, Any], t: float, loop: bool, position: float,
               table: Any) -> None:
         # Start the glide where the picture is now (approximated on the path during a glide in progress).
@@ -265,6 +289,7 @@ class Performance:
             beat = float(controls["beat"])
             end = t + (math.ceil(beat + duration * beats_per_second - 1e-6) - beat) / beats_per_second
         self.glide_start, self.glide_end = t, end
+        self.held = position if controls.get("position_mode") == "absolute" else None
 
 
 def latent_at(anchors: torch.Tensor, coords: Coords, *, seed: int = 0, std: float = 1.0,

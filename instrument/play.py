@@ -24,6 +24,7 @@ from instrument.config import Config
 from instrument.errors import UserError
 from instrument.events import EventQueue
 from instrument.loop.controls import Controls
+from instrument.loop.parts import out_size
 from instrument.mailbox import Mailbox
 from instrument.render import TAKE_GRACE_SECONDS, Renderer
 
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 
 MAPPINGS = Path(__file__).resolve().parents[1] / "mappings"
 DEFAULT_SEEDS = 4  # seed anchors when none are given
+DECODE_GRACE = 0.2  # seconds a decode in flight may take at the end, once the takes are written
 
 
 def configure_play(parser: argparse.ArgumentParser) -> None:
@@ -41,21 +43,20 @@ def configure_play(parser: argparse.ArgumentParser) -> None:
 
 
 def run_play(args: argparse.Namespace) -> int:
+    """Play until the performer stops; then end the process with the session's exit status."""
     from instrument.decoders.loaders import check_sources
 
     config = Config.from_args(args)
     check_sources(config)  # a missing or fake model file fails here, before a window opens
-    session = Session(config, args.anchors)
-    status = session.run()
-    if session.terminated:
-        # Everything is joined, closed and written. After a SIGTERM, torch's thread pool can abort the
-        # interpreter's own exit ("terminate called without an active exception", seen with torch 2.13
-        # on Linux); leave without that exit so that a service manager sees a clean stop.
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(status)
-    return status
+    status = Session(config, args.anchors).run()
+    # Everything is joined, closed and written: leave without the interpreter's own exit. With torch loaded
+    # that exit takes seconds on a busy machine (its libraries and thread pools are torn down) after the
+    # window has gone, and after a SIGTERM torch's thread pool can abort it ("terminate called without an
+    # active exception", seen with torch 2.13 on Linux): a service manager would not see a clean stop.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 def default_mapping(midi_found: bool) -> Path:
@@ -129,12 +130,11 @@ class Session:
         self.listener = None
         self.display = None
         self.renderer: Renderer | None = None
-        self.terminated = False  # stopped by SIGTERM
         self.display_failed = False
         self._load = load or (lambda say: load_session(config, self.anchors, say))
 
     def run(self) -> int:
-        previous = _on_sigterm(self)
+        previous = _on_sigterm()
         try:
             with _signals_to_main_thread():
                 self._start()
@@ -144,7 +144,6 @@ class Session:
                 self._show()
         except KeyboardInterrupt:
             log.info("stopping (interrupted)")
-
         finally:
             self._shutdown()
             if previous is not None:
@@ -153,18 +152,17 @@ class Session:
 
     def _start(self) -> None:
         self.listener = self._start_midi()
-        # A controller plugged in, or named with --midi-ports (it may come later): the controller mapping.
-        midi_found = self.listener is not None and bool(self.listener.open_ports() or self.config.midi_ports)
-        mapping, problem = self._mapping(midi_found)
+        ports = self.listener.open_ports() if self.listener is not None else []
+        mapping, problem, origin = self._mapping(ports)
         self.renderer = Renderer(
             self.config,
             queue=self.queue,
             mailbox=self.mailbox,
             load=self._load,
-            controls=lambda: Controls(mapping, queue=self.queue, watch_path=self.config.mapping or None),
+            controls=lambda: Controls(mapping, queue=self.queue, watch_path=self.config.mapping or None,
+                                      problem=problem, origin=origin),
             record=self.config.record or None,
             midi_status=self.listener.status if self.listener is not None else lambda: {"midi": "off"},
-            problems=[problem] if problem else [],
         )
         self.renderer.start()
 
@@ -182,18 +180,30 @@ class Session:
             log.warning("MIDI off: %s", exc)
             return None
 
-    def _mapping(self, midi_found: bool):
-        """The mapping to start on, and a problem to show (a bad --mapping falls back to the default)."""
+    def _mapping(self, ports: list[str]) -> tuple:
+        """(the mapping to start on, a problem to show or None, why it plays in words). ``--mapping`` if it
+        reads (else the fallback, with the problem); without it, the preset made for a connected controller
+        (``ports: [nanoKONTROL2]`` in the preset), else ``default.yaml`` with MIDI and ``keyboard.yaml``
+        without."""
+        from instrument.loop.interim import match_preset
         from instrument.mapping import MappingError, load_mapping
 
-        fallback = default_mapping(midi_found)
-        if not self.config.mapping:
-            return load_mapping(fallback), None
-        try:
-            return load_mapping(self.config.mapping), None
-        except MappingError as exc:
-            log.error("%s", exc)
-            return load_mapping(fallback), f"{exc}; playing on {fallback.name} until the file is fixed"
+        # A controller plugged in, or named with --midi-ports (it may come later): the controller mapping.
+        fallback = default_mapping(bool(ports or (self.listener is not None and self.config.midi_ports)))
+        origin = "" if ports else "no MIDI port found"
+        if self.config.mapping:
+            try:
+                return load_mapping(self.config.mapping), None, ""
+            except MappingError as exc:
+                log.error("%s", exc)
+                return (load_mapping(fallback), f"{exc}; playing on {fallback.name} until the file is fixed",
+                        f"instead of {Path(self.config.mapping).name}")
+        preset = match_preset(ports) if ports else None
+        if preset is not None:
+            port = next(p for p in ports if match_preset([p]) == preset)
+            log.info("MIDI port %s: playing on its preset %s", port, Path(preset).name)
+            return load_mapping(preset), None, f"the preset for port {port}"
+        return load_mapping(fallback), None, origin
 
     def _wait_headless(self) -> None:
         renderer = self.renderer
@@ -212,10 +222,10 @@ class Session:
 
         from instrument.display import Display
 
-        renderer = self.renderer
-        self.display = Display(self.mailbox, self.queue, lambda: renderer.status,
-                               window_size=tuple(self.config.window), fullscreen=self.config.fullscreen,
-                               screenshots=self.config.record_root)
+        renderer, config = self.renderer, self.config
+        self.display = Display(self.mailbox, self.queue, lambda: renderer.status, window_size=config.window,
+                               picture_size=out_size(config), fullscreen=config.fullscreen,
+                               screenshots=config.record_root, output_display=config.output_display)
         try:
             # After a failure the window stays, saying why, until the performer closes it.
             self.display.run(should_stop=lambda: renderer.finished and renderer.failure is None)
@@ -227,20 +237,27 @@ class Session:
         began = time.monotonic()
         if self.renderer is not None:
             self.renderer.stop()
-            # A decode in progress finishes first; the takes' writers finish what is queued. Wait on the
-            # thread's own flag: a join that SIGTERM's KeyboardInterrupt broke into can leave is_alive() False
-            # (and later joins returning at once) while the thread still runs, and the process would exit
-            # mid-take. A render thread still loading a model (no stages yet) is left behind after 5 s.
-            loading = self.renderer.parts is None
-            deadline = time.monotonic() + (5.0 if loading else 5.0 + TAKE_GRACE_SECONDS)
-            told = False
-            while not self.renderer.finished and time.monotonic() < deadline:
-                if not told and time.monotonic() - began > 1.0 and self.renderer.takes:
+            # The takes' writers finish what is queued. Wait on the thread's own flags: a join that SIGTERM's
+            # KeyboardInterrupt broke into can leave is_alive() False (and later joins returning at once)
+            # while the thread still runs, and the process would exit mid-take. Once the takes are written,
+            # a decode still in flight (a second or more on a busy CPU) has nothing to keep: the process
+            # leaves without it after DECODE_GRACE. A render thread still loading a model (no stages yet) is
+            # left behind after 5 s.
+            renderer = self.renderer
+            deadline = time.monotonic() + (5.0 if renderer.parts is None else 5.0 + TAKE_GRACE_SECONDS)
+            written, told = None, False
+            while not renderer.finished and time.monotonic() < deadline:
+                if renderer.written:
+                    written = written or time.monotonic()
+                    if time.monotonic() - written > DECODE_GRACE:
+                        log.debug("leaving a decode in flight behind")
+                        break
+                if not told and time.monotonic() - began > 1.0 and renderer.takes:
                     log.info("finishing the take…")
                     told = True
                 time.sleep(0.02)
-            self.renderer.join(0.1)
-            if not self.renderer.finished:
+            renderer.join(0.1)
+            if not renderer.written:
                 log.warning("the render thread is still busy (loading a model?); leaving it behind")
         if self.listener is not None:
             self.listener.stop()
@@ -284,13 +301,12 @@ def _signals_to_main_thread():
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def _on_sigterm(session: Session):
+def _on_sigterm():
     """Make SIGTERM stop the session like Ctrl-C (servers, CI). Returns the previous handler."""
     if threading.current_thread() is not threading.main_thread():
         return None
 
     def interrupt(signum, frame):
-        session.terminated = True
         raise KeyboardInterrupt
 
     return signal.signal(signal.SIGTERM, interrupt)

@@ -37,7 +37,7 @@ from instrument.loop.decoding import DecodeJob, Decoding
 from instrument.loop.parts import Factories, Parts, build_parts
 from instrument.loop.prefetch import prefetch
 from instrument.loop.sculpting import redraws
-from instrument.loop.status import StatusBoard, session_status
+from instrument.loop.status import ControlTimes, StatusBoard, session_status
 from instrument.mailbox import Frame, Mailbox, Status
 from instrument.performance import Coords
 from instrument.recorder import Recorder
@@ -98,7 +98,7 @@ class Renderer:
         self.clock = clock or WallClock()
         self.midi_status = midi_status
         self.factories = Factories(load=load, controls=controls, **factories)
-        self.board = StatusBoard(problems)
+        self.board = StatusBoard(problems, clock=self.clock.now, fullscreen=bool(config.fullscreen))
         self.status = Status()
         self.parts: Parts | None = None
         self.interval = 1.0 / config.fps
@@ -107,9 +107,8 @@ class Renderer:
         self.read_ahead = 0  # of them, frames whose controls were read while the one before decoded
         self.failure: BaseException | None = None
         self.finished = False  # the loop ended (stop, quit, limits or failure)
+        self.written = False  # it ended and its takes are finished: only decodes in flight are left
         self._cursor = _Cursor()
-        self._ui = {"hud": True, "help": False, "fullscreen": bool(config.fullscreen)}
-        self._ui_version = 0
         self._quit = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="render", daemon=True)
@@ -161,6 +160,7 @@ class Renderer:
         say = lambda text: self._publish("loading", text)  # noqa: E731
         self.parts = build_parts(self.config, self.factories, self.board, interval=self.interval, say=say)
         self.start_time = self.parts.takes.start = self.clock.now()  # the frame grid starts now
+        self._times = ControlTimes(self.start_time)
         self._cursor = _Cursor(status_due=self.start_time, last_change=self.start_time)
         if self.factories.record:
             self.parts.takes.begin(Path(self.factories.record))
@@ -171,6 +171,7 @@ class Renderer:
             if self.parts is not None:
                 self.parts.close(TAKE_GRACE_SECONDS)
         finally:
+            self.written = True
             self.finished = True
 
     def run_frames(self, count: int) -> int:
@@ -226,9 +227,7 @@ class Renderer:
         inp = parts.controls.read(n, t)
         parts.log_input(inp, self.board)
         self._quit = self._quit or inp.quit
-        if inp.ui:
-            self._ui.update(inp.ui)
-            self._ui_version += 1
+        self.board.follow_ui(inp.ui)
         try:
             coords = parts.lab.step(inp.values, t, inp.pick, n)
         except Exception as exc:  # the picture stays where it was; the performer sees why
@@ -293,11 +292,10 @@ class Renderer:
             return None
         screen, shown = decoding.on_screen(coords, frame.which, image, frame.resting and frame.view is None)
         now = self.clock.now()
-        events = frame.input.events
-        latency = now - min(e.time for e in events) if events else None
-        self.mailbox.put(Frame(frame.n, frame.input.t, screen, coords, shown, latency, now))
+        timing = self._times.frame(frame.input.events, coords, exact or shown == "full", now)
+        self.mailbox.put(Frame(frame.n, frame.input.t, screen, coords, shown, published=now, **timing))
         self.frames += 1
-        self.board.tick(now, latency)
+        self.board.tick(now)
         # A blend waits in the take for its exact frame if that is decoding now; else it is recorded bare.
         takes.record(None if exact else decoding.key(coords, frame.which), image if exact else None,
                      frame.meta)
@@ -320,9 +318,6 @@ class Renderer:
 
     def _publish(self, phase: str, message: str, coords: Coords | None = None,
                  values: dict[str, Any] | None = None) -> None:
-        if self.parts is None:
-            self.status = self.board.build(phase, message, quit=self._quit)
-            return
-        self.status = session_status(self.board, self.parts, phase, message, coords, values, self.clock.now(),
-                                     frames=self.frames, midi=tuple(self.midi_status().items()),
-                                     ui=tuple(self._ui.items()), ui_version=self._ui_version, quit=self._quit)
+        known = {"frames": self.frames, "midi": tuple(self.midi_status().items()), "quit": self._quit}
+        self.status = self.board.build(phase, message, **known) if self.parts is None else session_status(
+            self.board, self.parts, phase, message, coords, values, self.clock.now(), **known)

@@ -73,7 +73,9 @@ def configure_render(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fps", type=number(float, 0, 1000), default=0.0,
                         help="frame rate (default: the take's)")
     parser.add_argument("--size", type=parse_size, default=None,
-                        help="frame size, N or WxH (default: the take's)")
+                        help="output frame size, N or WxH (default: the take's). Frames always decode at the "
+                        "take's size, since its anchors are latents of that size, and are then resized: a "
+                        "smaller --size gives smaller files, not a faster render")
     parser.add_argument("--out", default="", help="output folder (default: RECORDING/render-<decoder>)")
     parser.add_argument("--video", default="", help="also write this video file (needs ffmpeg on the PATH)")
     parser.add_argument("--processes", type=number(int, 1, 1024), default=1,
@@ -313,6 +315,7 @@ def open_replay(folder: Path, sidecar: dict[str, Any], config: Config, decoding:
     from instrument.lab.live import LiveLab
     from instrument.loop.controls import Controls
     from instrument.mapping import parse_mapping
+    from instrument.params import model_ranges
 
     info = sidecar["mapping"]
     mapping, errors = parse_mapping(info["text"], str(info.get("file", "<mapping>")))
@@ -320,7 +323,9 @@ def open_replay(folder: Path, sidecar: dict[str, Any], config: Config, decoding:
         raise TakeError(f"the take's mapping does not read any more: {errors[0]}")
     performance = Performance(n_anchors=decoding.anchors.shape[0], bank_size=config.bank_size)
     lab = LiveLab(performance, decoding, sidecar.get("anchors", []))  # installs what the take logged
-    replay = Replay(folder, Controls(mapping), performance, lab)
+    controls = Controls(mapping)
+    controls.fit(model_ranges(decoding.anchors.shape[1]))  # (as live: offset_channel spans these channels)
+    replay = Replay(folder, controls, performance, lab)
     if "start" in sidecar:
         _restore(replay, sidecar["start"])
     return replay

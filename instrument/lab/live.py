@@ -82,6 +82,14 @@ def phase_line(s: float, boundaries: list[float]) -> str:
     return f"phase {phase}/{len(boundaries) + 1} [{''.join(bar)}]"
 
 
+def pacing_line(tables: dict[str, Any]) -> str:
+    """The HUD's pacing line: how many paths and glides are measured so far."""
+    paths = sum(key.startswith("path ") for key in tables)
+    glides = sum(key.startswith("glide ") for key in tables)
+    return (f"pacing on: {paths} path{'s' * (paths != 1)} and {glides} glide{'s' * (glides != 1)} measured"
+            if paths or glides else "pacing on: nothing measured yet")
+
+
 class LiveLab:
     """The lab's state in one session (live) or one re-render (``decode`` None: never measures).
 
@@ -278,11 +286,11 @@ class LiveLab:
             lines.append(f"atlas ({xy[0]:.2f}, {xy[1]:.2f}) near {near}")
         if controls is not None:
             if controls.get("pacing"):
-                lines.append("pacing on")
+                lines.append(pacing_line(self.performance.tables))
             size = self.performance.bank_size
             if size > 0 and int(controls.get("bank", 0)):
-                first = int(controls["bank"]) * size
-                lines.append(f"bank {int(controls['bank'])}: anchors {first}-{first + size - 1}")
+                first = int(controls["bank"]) * size + 1  # (counted from 1, as on the HUD's anchor list)
+                lines.append(f"bank {int(controls['bank']) + 1}: anchors {first}-{first + size - 1}")
         if self.performance.wrapped:
             self._flash = (self.performance.wrapped, time.monotonic() + 3.0)
             self.performance.wrapped = ""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,10 +15,9 @@ from instrument.loop.decoding import Decoding, frame_pipeline, full_pipeline
 from instrument.loop.sculpting import build_sculpting
 from instrument.loop.status import StatusBoard
 from instrument.loop.takes import Takes
+from instrument.params import model_ranges
 from instrument.performance import Performance
 from instrument.recorder import Recorder
-
-log = logging.getLogger("instrument.render")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,14 +54,17 @@ class Parts:
         """Log a frame's input into the take and say on the HUD what needs saying."""
         for text in inp.errors:
             board.error(text)
+        if inp.mapping_error is not None:
+            board.error(inp.mapping_error, key="mapping")
         self.takes.log_events(inp.n, inp.events)
         for event in inp.unmapped:
             board.unmapped(event, self.controls.name, self.controls.path)
+        if inp.moved is not None:
+            board.moved(*inp.moved)
         if inp.reload is not None:
-            board.mapping_changed()
+            board.mapping_changed(Path(self.controls.path).name)
             self.takes.log_record({"n": inp.n, "t": inp.t, "mapping": inp.reload,
                                    "file": str(self.controls.path)})
-            log.info("mapping reloaded: %s", self.controls.path)
 
     def close(self, take_grace: float) -> None:
         """Finish the takes (waiting up to ``take_grace`` seconds for their writers), stop the decode threads
@@ -93,6 +94,7 @@ def build_parts(config: Config, make: Factories, board: StatusBoard, *, interval
     for problem in problems:
         board.error(problem)
     controls = make.controls()
+    controls.fit(model_ranges(anchors.shape[1]))  # (offset_channel spans this model's latent channels)
     size = out_size(config)
     if fast.device.type != "cpu":
         say(f"preparing the {fast.device.type} decoder (compiling: the first start takes a while)")

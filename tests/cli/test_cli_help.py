@@ -87,7 +87,7 @@ def test_curvature_shows_its_own_defaults(capsys):
 
 def test_sizes_show_as_sizes_and_defaults_show_where_help_is_silent(capsys):
     found = options(help_text("play", capsys))
-    assert "(default: 512x512)" in found["--size"] and "(default: 960x960)" in found["--window"]
+    assert "(default: 512x512)" in found["--size"] and "(default: as large as fits" in found["--window"]
     assert "(default: the decode size)" in found["--out-size"]
     assert "(default: 30.0)" in found["--fps"] and "(default: auto)" in found["--compile"]
     assert "{auto,coremidi,alsa,jack,winmm}" in found["--midi-api"]
