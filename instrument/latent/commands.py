@@ -146,6 +146,13 @@ def configure_walk(parser: argparse.ArgumentParser) -> None:
     AnchorConfig.add_arguments(parser)
 
 
+def path_positions(steps: int, kind: str) -> list[float]:
+    """The path positions of a walk's ``steps`` frames along a ``kind`` path, evenly spaced in [0, 1]:
+    open paths show both ends; a loop leaves out its end, which is its start, so that the frames cycle."""
+    count = steps if kind == "loop" else max(steps - 1, 1)
+    return [k / count for k in range(steps)]
+
+
 def run_walk(args: argparse.Namespace) -> int:
     needed = 1 if args.path == "walk" else 2
     if len(args.anchors) < needed:
@@ -166,9 +173,7 @@ def run_walk(args: argparse.Namespace) -> int:
         latents = random_walk(stack[0], steps, config.seed, args.step_size * std, args.bound * std)
         positions = [float(k) for k in range(steps)]  # the step number
     else:
-        # Open paths show both ends; a loop leaves out its end, which is its start, so the frames cycle.
-        count = steps if args.path == "loop" else max(steps - 1, 1)
-        positions = [k / count for k in range(steps)]
+        positions = path_positions(steps, args.path)
     args.output.mkdir(parents=True, exist_ok=True)
     config.save(args.output)
     sculpt = _walk_sculptor(args, decoder, tuple(stack.shape[1:]), [a.name for a in anchors])

@@ -1,0 +1,137 @@
+"""A recorded take as an object for analysis: its frames, their coordinates and latents, its control events.
+
+``open_take(folder)`` reads a folder written by ``play --record`` through ``replay.read_take`` (the reader
+``latent-instrument render`` uses: a damaged take raises the same ``TakeError``, naming the file and line).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from safetensors import SafetensorError, safe_open
+
+from instrument.config import Config
+from instrument.decoders.families import get_family
+from instrument.events import ControlEvent
+from instrument.latent.fast import FastLatents
+from instrument.performance import Coords
+from instrument.recorder import ANCHORS, event_from_json
+from instrument.replay import RenderResult, TakeError, read_take, rerender, take_config
+
+LAB_RECORDS = ("mapping", "pacing", "atlas")  # control-stream records that are not control events
+
+
+@dataclasses.dataclass
+class Take:
+    """One take. ``sidecar``: recording.json (settings, model, mapping, anchors, clock, status);
+    ``rows``: frames.jsonl, one dict per rendered frame (``n``, ``t``, ``file`` or None when the disk
+    dropped it, ``coords``); ``log``: events.jsonl (control events, mapping reloads, lab measurements).
+
+    ``len(take)`` counts the rows; ``take.image(i)`` is row i's picture.
+    """
+
+    folder: Path
+    sidecar: dict[str, Any]
+    rows: list[dict[str, Any]]
+    log: list[dict[str, Any]]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __repr__(self) -> str:
+        model = self.sidecar.get("model", {}).get("fast", "?")
+        return f"Take({self.folder}: {len(self)} frames, {len(self.events)} control events, {model})"
+
+    @property
+    def settings(self) -> Config:
+        """The settings it was played with (fields this version does not know are left out)."""
+        return take_config(self.sidecar)
+
+    @property
+    def names(self) -> list[str]:
+        """The anchors' names, in the order of ``anchors``."""
+        return list(self.sidecar.get("anchors", []))
+
+    @property
+    def coords(self) -> list[Coords]:
+        """Each row's latent coordinates (path, position s, glide, noise, locks...): what the frame cache and
+        ``latent_at`` read."""
+        return [Coords.from_json(row["coords"]) for row in self.rows]
+
+    @property
+    def times(self) -> np.ndarray:
+        """Each row's time in seconds from the take's first frame: float64 [T]."""
+        t = np.asarray([float(row["t"]) for row in self.rows], dtype=np.float64)
+        return t - t[0] if len(t) else t
+
+    @property
+    def frame_numbers(self) -> list[int]:
+        """Each row's frame number on the session's frame grid (gaps: frames the loop skipped)."""
+        return [int(row["n"]) for row in self.rows]
+
+    @property
+    def events(self) -> list[tuple[int, ControlEvent]]:
+        """(frame number, event) of every control event the take applied (MIDI, keys, pointer), in order;
+        ``event.time`` is when it arrived (``time.monotonic()``), ``event.message`` a ``mido.Message``,
+        ``KeyInput`` or ``PointerInput``."""
+        return [(int(r["n"]), event_from_json(r)) for r in self.log if not any(k in r for k in LAB_RECORDS)]
+
+    def image(self, i: int) -> Image.Image | None:
+        """Row ``i``'s picture (None when the disk dropped it)."""
+        name = self.rows[i].get("file")
+        if not name:
+            return None
+        with Image.open(self.folder / name) as picture:
+            return picture.convert("RGB")
+
+    @functools.cached_property
+    def anchors(self) -> torch.Tensor:
+        """The anchor latents it was played on: float32 [N, C, h, w] on the CPU."""
+        try:
+            with safe_open(str(self.folder / ANCHORS), framework="pt") as f:
+                return f.get_tensor("anchors").float()
+        except (OSError, SafetensorError) as exc:
+            raise TakeError(f"{self.folder / ANCHORS}: {exc}") from None
+
+    def latents(self, rows: slice | list[int] | None = None) -> torch.Tensor:
+        """The latents of the rows (all, a slice or a list of indices): float32 [T, C, h, w] on the CPU,
+        computed from the coordinates as the render thread did (``latent.fast.FastLatents``)."""
+        chosen = self.rows if rows is None else (self.rows[rows] if isinstance(rows, slice)
+                                                 else [self.rows[i] for i in rows])
+        family = get_family(self.sidecar.get("model", {}).get("family") or self.settings.family)
+        latents = FastLatents(self.anchors, seed=self.settings.seed, std=family.latent_std)
+        latents.atlas = self._atlas()
+        with torch.inference_mode():
+            return torch.stack([latents(Coords.from_json(row["coords"])) for row in chosen])
+
+    def _atlas(self) -> Any:
+        """The take's atlas (for frames in atlas mode), or None without one."""
+        from instrument.lab.atlas import Atlas, AtlasError
+
+        where = next((r["atlas"] for r in self.log if "atlas" in r), None)
+        if where is None:
+            return None
+        try:
+            return Atlas.load(self.folder / where, latent_shape=tuple(self.anchors.shape[1:]))
+        except AtlasError as exc:
+            raise TakeError(f"the take's atlas: {exc}") from None
+
+    def render(self, *, decoder: str = "fast", fps: float | None = None, size: tuple[int, int] | None = None,
+               out: str | Path | None = None, progress: bool = False, **overrides: Any) -> RenderResult:
+        """Re-render it, as ``latent-instrument render`` does (``overrides``: model, full_model, device,
+        dtype, offline). Returns the output folder, the frame count and the coordinates."""
+        return rerender(self.folder, decoder=decoder, fps=fps, size=size, out=out, overrides=overrides,
+                        progress=progress)
+
+
+def open_take(folder: str | Path) -> Take:
+    """Read the take in ``folder`` (``TakeError`` naming the file if it is not one or is damaged)."""
+    folder = Path(folder)
+    sidecar, rows, log = read_take(folder)
+    return Take(folder, sidecar, rows, log)
