@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _API = ("Anchors", "Coords", "Take", "add_offset", "apply_locks", "atlas", "atlas_figure", "blend",
-        "chart", "decode", "encode", "latent_at", "lerp", "load", "lock_mask", "open_take", "pacing", "path",
-        "profile", "random_walk", "sheet", "slerp", "smooth_route", "stretch_at", "stretch_figure",
-        "stretch_map", "trace", "walk", "walk_offset")
+        "chart", "decode", "encode", "geodesic", "latent_at", "lerp", "load", "lock_mask", "open_take",
+        "pacing", "path", "profile", "random_walk", "sheet", "slerp", "stretch_at", "trace", "walk",
+        "walk_offset", "weather_figure", "weather_map")
 _WIDGETS = ("Scrubber", "MidiLink")
 _HOME = {**dict.fromkeys(_API, "instrument.api"), **dict.fromkeys(_WIDGETS, "instrument.notebook")}
 __all__ = [*_API, *_WIDGETS]

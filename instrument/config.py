@@ -5,7 +5,7 @@ becomes a flag (``frame_cache_mb`` -> ``--frame-cache-mb``) whose range or vocab
 command line is read. A command's settings class inherits the groups it uses, so attribute access stays flat
 (``config.fps``) and its ``--help`` lists only its own flags:
 
-    play                               Config: every group (the render thread reads them all)
+    play                               Config: every group (the render thread and the rig read them all)
     walk                               AnchorConfig and SculptingSettings
     encode, walk, atlas, curvature     AnchorConfig: model, picture
     doctor                             ModelSettings
@@ -128,6 +128,22 @@ def _fits() -> tuple[str, ...]:
     from instrument.latent.anchors import FITS
 
     return FITS
+
+
+def _osc_target(text: str) -> str:
+    """An argparse type: HOST:PORT, or nothing (off)."""
+    from instrument.osc import parse_target
+
+    if text:
+        parse_target(text)
+    return text
+
+
+def _sink(name: str) -> None:
+    from instrument.sinks import SINKS
+
+    if name not in SINKS:
+        raise argparse.ArgumentTypeError(f"{name!r} is not a frame sink; use {', '.join(SINKS)}")
 
 
 def option(default: Any, help: str, *, parse: Callable[[str], Any] | None = None,
@@ -303,7 +319,27 @@ class SculptingSettings(Settings):
 
 
 @dataclass(kw_only=True)
-class Config(ModelSettings, PictureSettings, MidiSettings, PlaySettings, SculptingSettings, SpeedSettings):
+class RigSettings(Settings):
+    """The rest of a rig (instrument.rig): frames to other apps, OSC in and out. All off unless asked for;
+    a listener binds to this computer only unless --osc-host names another address."""
+
+    TITLE: ClassVar[str] = "rig"
+    sink: str = option("", "send the frames to other apps: syphon (macOS), spout (Windows), ndi (the "
+                       "network), virtualcam (OBS, Zoom, browsers); a comma-separated list",
+                       parse=listing(_sink))
+    ndi_name: str = option("Latent Instrument", "the name --sink ndi announces on the network")
+    osc_in: int = option(0, "listen for OSC on this UDP port: /li/<param> value, and the mapping's osc: "
+                         "controls (0: off)", parse=number(int, 0, 65535))
+    osc_host: str = option("127.0.0.1", "address --osc-in listens on: 127.0.0.1 (this computer only), or "
+                           "this computer's address on a network (0.0.0.0: every network) for a phone or "
+                           "another computer")
+    osc_out: str = option("", "send the state (position, anchor, rates) over OSC to HOST:PORT, e.g. "
+                          "127.0.0.1:7000 for TouchDesigner", parse=_osc_target)
+
+
+@dataclass(kw_only=True)
+class Config(ModelSettings, PictureSettings, MidiSettings, PlaySettings, SculptingSettings, SpeedSettings,
+             RigSettings):
     """Every setting: what ``play`` takes and the render thread reads (and a take's sidecar records)."""
 
 

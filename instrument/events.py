@@ -1,8 +1,8 @@
 """Control events: what the MIDI callback and the window's event pump hand to the render thread.
 
 An event is stamped with ``time.monotonic()`` where it arrived and names its source (a MIDI port's name,
-``"keyboard"`` or ``"pointer"``). The render thread applies events in order; the recorder logs them, so that a
-take can be re-rendered from its control stream.
+``"keyboard"``, ``"pointer"`` or ``"osc"``). The render thread applies events in order; the recorder logs
+them, so that a take can be re-rendered from its control stream.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import threading
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import ClassVar
 
 import mido
 
@@ -33,10 +34,19 @@ class PointerInput:
 
 
 @dataclass(frozen=True, slots=True)
+class OscInput:
+    """An OSC message (``instrument.osc``): its address and its arguments (numbers, text, true/false)."""
+
+    address: str
+    args: tuple[float | int | str | bool, ...] = ()
+    type: ClassVar[str] = "osc"  # as a mido message names its type: queue drops are counted by it
+
+
+@dataclass(frozen=True, slots=True)
 class ControlEvent:
     time: float  # time.monotonic() at arrival
-    source: str  # MIDI port name, "keyboard" or "pointer"
-    message: mido.Message | KeyInput | PointerInput
+    source: str  # MIDI port name, "keyboard", "pointer" or "osc"
+    message: mido.Message | KeyInput | PointerInput | OscInput
 
 
 # Coalescing keys: a CC is (source, channel, control); the other continuous messages get a string in place
@@ -57,6 +67,9 @@ _NOTES_OFF_CONTROLS = frozenset({120, 123, 124, 125, 126, 127})
 KEPT_LIMIT = 1 << 17
 # How many droppable events (sysex, MTC ...: nothing the mapping reads) may wait.
 DROPPABLE_LIMIT = 256
+# How many coalesced controls may wait, each under its own key. MIDI has a few thousand keys per port; OSC
+# addresses are any text, so a sender of ever new addresses would otherwise grow the queue without end.
+COALESCED_LIMIT = 1 << 16
 
 _CONTINUOUS = frozenset({"control_change", "pitchwheel", "aftertouch", "polytouch"})
 _KEPT = frozenset({"note_on", "note_off", "program_change", "clock", "start", "stop", "continue", "songpos",
@@ -72,16 +85,18 @@ class EventQueue:
 
     Three kinds of event:
 
-    - **coalescible**: control change, pitch bend, channel and poly aftertouch. While one is waiting to be
-      drained, a newer one for the same (source, channel, control) replaces it in place: latest wins, and
-      the order of everything else is kept. One waits per key at most, so they need no bound. A control is
-      kept exact (never coalesced) when its key is set with ``set_exact_controls`` (the mapping engine's
-      relative encoders, 14-bit pairs, buttons, pickup faders) or its number is in
-      ``DEFAULT_EXACT_CONTROLS`` (NRPN/RPN, switches, channel mode).
-    - **kept**: notes, exact CCs, program change, clock, start/stop/continue, song position, reset, keys and
-      the pointer. Never coalesced, never reordered. Up to ``maxlen`` wait between two drains; beyond that
-      a new one is dropped, except a note-off (or all-notes-off) for a note that is on: those always go in,
-      so no note is left hanging, and a note-on that was dropped takes its note-off with it.
+    - **coalescible**: control change, pitch bend, channel and poly aftertouch, OSC messages (by address).
+      While one is waiting to be drained, a newer one for the same (source, channel, control) replaces it
+      in place: latest wins, and the order of everything else is kept. One waits per key, and at most
+      ``COALESCED_LIMIT`` keys wait. A control is kept exact (never coalesced) when its key is set with
+      ``set_exact_controls`` (the mapping engine's relative encoders, 14-bit pairs, buttons, pickup faders;
+      an OSC address as ``(None, "osc <address>")``) or its number is in ``DEFAULT_EXACT_CONTROLS``
+      (NRPN/RPN, switches, channel mode).
+    - **kept**: notes, exact CCs and OSC addresses, program change, clock, start/stop/continue, song
+      position, reset, keys and the pointer. Never coalesced, never reordered. Up to ``maxlen`` wait
+      between two drains; beyond that a new one is dropped, except a note-off (or all-notes-off) for a
+      note that is on: those always go in, so no note is left hanging, and a note-on that was dropped
+      takes its note-off with it.
     - **droppable**: everything else (sysex, MTC quarter frames, song select, tune request): up to
       ``droppable_limit`` wait; beyond, new ones are dropped.
 
@@ -133,6 +148,8 @@ class EventQueue:
                 slot = self._pending.get(key)
                 if slot is not None:
                     slot[0] = event
+                elif len(self._pending) >= COALESCED_LIMIT:
+                    self._drop(msg)
                 else:
                     slot = [event]
                     self._slots.append(slot)
@@ -192,6 +209,9 @@ class EventQueue:
             return (event.source, msg.channel, kind)
         if kind == "polytouch":
             return (event.source, msg.channel, f"polytouch {msg.note}")
+        if kind == "osc":  # (a fader's latest value wins; an address the mapping presses with is exact)
+            key = f"osc {msg.address}"
+            return None if (None, None, key) in self._exact else (event.source, None, key)
         return None
 
     def _admit(self, event: ControlEvent) -> bool:

@@ -128,6 +128,7 @@ class Session:
         self.queue = EventQueue()
         self.mailbox = Mailbox()
         self.listener = None
+        self.rig = None  # frames to other apps, OSC, lights (instrument.rig)
         self.display = None
         self.renderer: Renderer | None = None
         self.display_failed = False
@@ -154,6 +155,10 @@ class Session:
         self.listener = self._start_midi()
         ports = self.listener.open_ports() if self.listener is not None else []
         mapping, problem, origin = self._mapping(ports)
+        from instrument.rig import start_rig
+
+        rig = self.rig = start_rig(self.config, self.queue, self.mailbox, self.listener)
+        midi = self.listener.status if self.listener is not None else lambda: {"midi": "off"}
         self.renderer = Renderer(
             self.config,
             queue=self.queue,
@@ -162,7 +167,8 @@ class Session:
             controls=lambda: Controls(mapping, queue=self.queue, watch_path=self.config.mapping or None,
                                       problem=problem, origin=origin),
             record=self.config.record or None,
-            midi_status=self.listener.status if self.listener is not None else lambda: {"midi": "off"},
+            feedback=lambda: rig.feedback,
+            midi_status=lambda: {**midi(), **rig.status()},
         )
         self.renderer.start()
 
@@ -261,6 +267,8 @@ class Session:
                 log.warning("the render thread is still busy (loading a model?); leaving it behind")
         if self.listener is not None:
             self.listener.stop()
+        if self.rig is not None:
+            self.rig.close()
         log.debug("stopped in %.2f s", time.monotonic() - began)
 
     def _report(self) -> int:

@@ -7,7 +7,8 @@ A take folder holds::
     anchors.safetensors  the anchor latents the take was played on (so `render` needs no image files)
     frame_000000.png     the frames, numbered from 0 in the order written
     frames.jsonl         one line per rendered frame: n, t, file (null if dropped) and latent coordinates
-    events.jsonl         one line per applied control event (MIDI as hex bytes), or mapping reload
+    events.jsonl         one line per applied control event (MIDI as hex bytes, OSC as address and
+                         arguments), or mapping reload
     control.mid          the MIDI messages of the take as a standard MIDI file (written at the end)
 
 The render thread hands frames over without waiting: when more than ``max_pending`` frames wait to be
@@ -36,7 +37,7 @@ import mido
 import numpy as np
 from PIL import Image
 
-from instrument.events import ControlEvent, KeyInput, PointerInput
+from instrument.events import ControlEvent, KeyInput, OscInput, PointerInput
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,9 @@ def event_to_json(event: ControlEvent, n: int) -> dict[str, Any]:
         record["down"] = message.down
     elif isinstance(message, PointerInput):
         record["pointer"] = [message.x, message.y, message.buttons]
+    elif isinstance(message, OscInput):
+        record["osc"] = message.address
+        record["args"] = list(message.args)
     else:
         raise TypeError(f"cannot log a control event carrying {type(message).__name__}")
     return record
@@ -110,14 +114,20 @@ def event_to_json(event: ControlEvent, n: int) -> dict[str, Any]:
 def event_from_json(record: dict[str, Any]) -> ControlEvent:
     """The inverse of ``event_to_json`` (the frame number stays in the record)."""
     if "midi" in record:
-        message: mido.Message | KeyInput | PointerInput = mido.Message.from_hex(record["midi"])
+        message: mido.Message | KeyInput | PointerInput | OscInput = mido.Message.from_hex(record["midi"])
     elif "key" in record:
         message = KeyInput(record["key"], bool(record["down"]))
     elif "pointer" in record:
         x, y, buttons = record["pointer"]
         message = PointerInput(float(x), float(y), int(buttons))
+    elif "osc" in record:
+        address, args = record["osc"], record.get("args", [])
+        if not isinstance(address, str) or not isinstance(args, list) or not all(
+                isinstance(a, (int, float, str, bool)) for a in args):
+            raise ValueError(f"an OSC record needs an address and a list of numbers and text: {record}")
+        message = OscInput(address, tuple(args))
     else:
-        raise ValueError(f"event record has no midi, key or pointer field: {record}")
+        raise ValueError(f"event record has no midi, key, pointer or osc field: {record}")
     return ControlEvent(float(record["t"]), str(record["source"]), message)
 
 

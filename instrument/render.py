@@ -310,6 +310,7 @@ class Renderer:
         for image, by in redraws(parts, frame, shown, c.ahead is None, self.board.error):
             self.mailbox.put(Frame(frame.n, frame.input.t, image, frame.coords, by, None, self.clock.now()))
         parts.lab.after_frame(frame.coords, frame.resting)
+        parts.feedback.after_frame(parts.controls, frame.coords, self.status, frame.input.t)
         if c.ahead is None and frame.view is None:
             prefetch(parts.decoding, parts.lab.performance, frame.input.values, c.before, frame.input.t,
                      self.interval, deadline, self.clock.now, self._stop)

@@ -10,8 +10,9 @@ The same functions the command line and the render thread use, with shapes and r
 - models (``models``): ``load``, ``encode`` -> ``Anchors``, ``decode``;
 - geometry on tensors (``paths``): ``slerp``, ``lerp``, ``blend``, ``path``, ``walk``, ``random_walk``,
   ``walk_offset``, ``lock_mask``, ``apply_locks``, ``add_offset``, and ``latent_at`` with ``Coords``;
-- the lab (``lab``): ``atlas``, ``stretch_map``, ``trace``, ``stretch_at``, ``pacing``, ``profile``,
-  ``smooth_route``, and the pictures ``atlas_figure``, ``stretch_figure``;
+- the lab (``lab``): ``atlas``, ``weather_map`` (stretch and bend over a plane), ``trace`` (a route on
+  it), ``stretch_at``, ``geodesic``, ``pacing``, ``profile``, and the pictures ``atlas_figure``,
+  ``weather_figure``;
 - pictures of results (``figures``): ``sheet``, ``chart``;
 - takes (``takes``): ``open_take`` -> ``Take`` (frames, coordinates, latents, control events);
 - widgets (``instrument.notebook``, the ``notebook`` extra): ``Scrubber``, driven by MIDI through
@@ -22,13 +23,13 @@ from instrument.api.figures import chart, sheet
 from instrument.api.lab import (
     atlas,
     atlas_figure,
+    geodesic,
     pacing,
     profile,
-    smooth_route,
     stretch_at,
-    stretch_figure,
-    stretch_map,
     trace,
+    weather_figure,
+    weather_map,
 )
 from instrument.api.models import Anchors, decode, encode, load
 from instrument.api.paths import (
@@ -49,7 +50,7 @@ from instrument.api.takes import Take, open_take
 
 __all__ = [
     "Anchors", "Coords", "Take", "add_offset", "apply_locks", "atlas", "atlas_figure", "blend", "chart",
-    "decode", "encode", "latent_at", "lerp", "load", "lock_mask", "open_take", "pacing", "path", "profile",
-    "random_walk", "sheet", "slerp", "smooth_route", "stretch_at", "stretch_figure", "stretch_map", "trace",
-    "walk", "walk_offset",
+    "decode", "encode", "geodesic", "latent_at", "lerp", "load", "lock_mask", "open_take", "pacing", "path",
+    "profile", "random_walk", "sheet", "slerp", "stretch_at", "trace", "walk", "walk_offset",
+    "weather_figure", "weather_map",
 ]

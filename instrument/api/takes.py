@@ -22,7 +22,8 @@ from instrument.events import ControlEvent
 from instrument.latent.fast import FastLatents
 from instrument.performance import Coords
 from instrument.recorder import ANCHORS, event_from_json
-from instrument.replay import RenderResult, TakeError, read_take, rerender, take_config
+from instrument.render_job.job import RenderResult
+from instrument.replay import TakeError, read_take, rerender, take_config
 
 LAB_RECORDS = ("mapping", "pacing", "atlas")  # control-stream records that are not control events
 
@@ -123,11 +124,14 @@ class Take:
             raise TakeError(f"the take's atlas: {exc}") from None
 
     def render(self, *, decoder: str = "fast", fps: float | None = None, size: tuple[int, int] | None = None,
-               out: str | Path | None = None, progress: bool = False, **overrides: Any) -> RenderResult:
+               out: str | Path | None = None, progress: bool = False, sculpt_model: str | None = None,
+               sculpt_steps: int | None = None, **overrides: Any) -> RenderResult:
         """Re-render it, as ``latent-instrument render`` does (``overrides``: model, full_model, device,
-        dtype, offline). Returns the output folder, the frame count and the coordinates."""
+        dtype, offline; a take played with sculpting is sculpted again, by ``sculpt_model`` in
+        ``sculpt_steps`` when given). Returns the ``RenderResult``: ``folder``, ``frames``, ``mismatches``
+        (frames whose coordinates differ from the live ones), every frame's ``coords``, ``info``."""
         return rerender(self.folder, decoder=decoder, fps=fps, size=size, out=out, overrides=overrides,
-                        progress=progress)
+                        progress=progress, sculpt_model=sculpt_model, sculpt_steps=sculpt_steps)
 
 
 def open_take(folder: str | Path) -> Take:

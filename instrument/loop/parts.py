@@ -12,6 +12,7 @@ from instrument.config import Config
 from instrument.framecache import FrameCache
 from instrument.loop.controls import Controls, FrameInput
 from instrument.loop.decoding import Decoding, frame_pipeline, full_pipeline
+from instrument.loop.feedback import Feedback
 from instrument.loop.sculpting import build_sculpting
 from instrument.loop.status import StatusBoard
 from instrument.loop.takes import Takes
@@ -27,7 +28,8 @@ class Factories:
     sculpts (``say(text)`` shows progress); ``controls()`` makes the ``Controls``; ``decoding`` and
     ``pipeline`` make the decode stage and its frame pipelines; ``sculpting`` the sculpt stage
     (``loop.sculpting.build_sculpting``); ``recorder`` a take's writer; ``record`` names a folder to record
-    into from the first frame."""
+    into from the first frame; ``feedback`` gives the lights-and-state hook (its owner, the session, closes
+    it)."""
 
     load: Callable[[Callable[[str], None]], tuple]
     controls: Callable[[], Controls]
@@ -36,6 +38,7 @@ class Factories:
     sculpting: Callable[..., Any] = build_sculpting
     recorder: Callable[..., Recorder] = Recorder
     record: str | None = None
+    feedback: Callable[[], Feedback] = Feedback
 
 
 @dataclasses.dataclass
@@ -49,6 +52,7 @@ class Parts:
     names: list[str]
     notice: str  # why the decoder is a stand-in, if it is
     sculpting: Any = None  # loop.sculpting.Sculpting, when the session sculpts
+    feedback: Feedback = dataclasses.field(default_factory=Feedback)  # lights and state, after each frame
 
     def log_input(self, inp: FrameInput, board: StatusBoard) -> None:
         """Log a frame's input into the take and say on the HUD what needs saying."""
@@ -120,7 +124,8 @@ def build_parts(config: Config, make: Factories, board: StatusBoard, *, interval
                   error=board.error, seed=config.seed)
     if config.atlas:
         lab.load_atlas(config.atlas)
-    parts.append(Parts(controls, lab, decoding, takes, list(names), fast.notice or "", decoding.sculpting))
+    parts.append(Parts(controls, lab, decoding, takes, list(names), fast.notice or "", decoding.sculpting,
+                       make.feedback()))
     return parts[0]
 
 

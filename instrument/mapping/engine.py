@@ -5,6 +5,9 @@ locks. Stateful MIDI decoding lives here too, through ``instrument.midi.messages
 NRPN sequences (CC 99/98 select, 6/38 data entry, 96/97 increment/decrement), relative encoders; and button
 edges, held notes and soft takeover. Every value of such a control counts, so ``exact_controls()`` names them
 for the EventQueue, which then never coalesces them.
+
+OSC messages come through here too: an address a mapping binds (``osc: /1/fader1``) moves its control like
+a CC, and ``/li/<param> value`` sets any parameter directly.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 import mido
 
 from instrument.control import ControlState
-from instrument.events import ControlEvent, KeyInput, PointerInput
+from instrument.events import ControlEvent, KeyInput, OscInput, PointerInput
 from instrument.mapping.model import Control, Curve, KeyBinding, Mapping, NoteRange, PointerAxis
 from instrument.midi.messages import (
     DATA_DECREMENT,
@@ -29,9 +32,10 @@ from instrument.midi.messages import (
     pitchbend_unit,
     relative_delta,
 )
-from instrument.params import PARAMS
+from instrument.params import PARAMS, Param
 
 CLOCK_MESSAGES = frozenset({"clock", "start", "stop", "continue", "songpos"})
+OSC_PREFIX = "/li/"  # OSC addresses that name a parameter: /li/noise 0.3
 NRPN_CCS = (99, 98, 6, 38, 96, 97)
 _POINTER_MASK = {"none": 0, "left": 1, "middle": 2, "right": 4}
 # Pickup takes hold within this fraction of the control's range of the parameter's value: two 7-bit steps.
@@ -106,9 +110,9 @@ class MappingEngine:
     def _index(self, mapping: Mapping) -> None:
         self._mapping = mapping
         self._ids = {id(c): f"m{self._serial}c{i}" for i, c in enumerate(mapping.controls)}
-        by: dict[tuple[str, int | None], list[Control]] = defaultdict(list)
+        by: dict[tuple[str, int | str | None], list[Control]] = defaultdict(list)
         for c in mapping.controls:
-            by[(c.source, c.number)].append(c)
+            by[(c.source, c.address if c.source == "osc" else c.number)].append(c)
             if c.source == "cc14":
                 by[("cc14lsb", c.lsb)].append(c)
         self._by = dict(by)
@@ -118,12 +122,13 @@ class MappingEngine:
         self._has_nrpn = any(c.source == "nrpn" for c in mapping.controls)
         self._ports = tuple(p.lower() for p in mapping.ports) if mapping.ports else None
 
-    def exact_controls(self) -> set[tuple[int | None, int]]:
+    def exact_controls(self) -> set[tuple[int | None, int | str]]:
         """(channel 0-15 or None for any, CC) pairs the EventQueue must not coalesce; pass them to
         ``set_exact_controls``. Relative encoders (every tick counts), both CCs of 14-bit pairs and the NRPN
         CCs (their order is meaning), buttons (a press and release within one frame must both arrive:
-        toggle, set, step, hold and trigger actions) and pickup faders (takeover watches every value)."""
-        out: set[tuple[int | None, int]] = set()
+        toggle, set, step, hold and trigger actions) and pickup faders (takeover watches every value); an
+        OSC button or pickup fader as (None, "osc <address>")."""
+        out: set[tuple[int | None, int | str]] = set()
         for c in self._mapping.controls:
             if c.source == "cc" and (c.relative or c.action != "follow" or c.takeover == "pickup"):
                 out.add((c.channel, c.number))  # type: ignore[arg-type]
@@ -131,12 +136,16 @@ class MappingEngine:
                 out.update({(c.channel, c.number), (c.channel, c.lsb)})  # type: ignore[arg-type]
             elif c.source == "nrpn":
                 out.update((c.channel, cc) for cc in NRPN_CCS)
+            elif c.source == "osc" and (c.action != "follow" or c.takeover == "pickup"):
+                out.add((None, f"osc {c.address}"))
         return out
 
     # --- events --------------------------------------------------------------------------------------------
     def apply(self, event: ControlEvent) -> bool:
         """Apply one event at its time stamp; True if the mapping used it (learn and the HUD ask)."""
         msg, t = event.message, event.time
+        if isinstance(msg, OscInput):
+            return self._osc(msg, t)
         if isinstance(msg, KeyInput):
             return self._key(msg, t)
         if isinstance(msg, PointerInput):
@@ -292,6 +301,19 @@ class MappingEngine:
         st.set("transition", glide, t, source="notes")
         st.set("anchor", anchor, t, source="notes", force_action=True)
 
+    # --- OSC ---------------------------------------------------------------------------------------------
+    def _osc(self, msg: OscInput, t: float) -> bool:
+        """A bound address moves its controls (first argument 0..1, as a knob's position); else
+        ``/li/<param> value`` sets the parameter (``set_by_osc``)."""
+        controls = self._by.get(("osc", msg.address))
+        if controls:
+            x = _osc_number(msg.args)
+            for c in controls if x is not None else ():
+                self._drive(c, min(max(x, 0.0), 1.0), t)
+            return x is not None
+        name = msg.address[len(OSC_PREFIX):] if msg.address.startswith(OSC_PREFIX) else ""
+        return name in PARAMS and set_by_osc(self.state, PARAMS[name], msg.args, t, f"osc {msg.address}")
+
     # --- clock, keyboard, pointer --------------------------------------------------------------------------
     def _clock(self, msg: mido.Message, t: float) -> bool:
         clock = self.state.clock
@@ -330,6 +352,50 @@ class MappingEngine:
         return used
 
 
+def set_by_osc(state: ControlState, p: Param, args: tuple, t: float, source: str) -> bool:
+    """``/li/<p> args``: set ``p`` in its own units (a number; a choice by name or place from 0; a toggle by
+    true/false, 1/0 or on/off, and with no argument it flips; a trigger fires). False if ``args`` do not
+    say a value of ``p``."""
+    value = args[0] if args else None
+    if p.kind == "trigger" or (p.kind == "toggle" and value is None):
+        press(state, p.name, p.kind, True, t, source)
+        return True
+    if p.kind == "toggle":
+        on = _osc_truth(value)
+        if on is not None:
+            state.set(p.name, on, t, source=source)
+        return on is not None
+    x = _osc_number(args)
+    if p.kind == "choice":
+        place = int(x) if x is not None and x == int(x) and 0 <= x < len(p.choices) else None
+        choice = value if value in p.choices else None if place is None else p.choices[place]
+        if choice is not None:
+            state.set(p.name, choice, t, source=source)
+        return choice is not None
+    if x is not None:  # (an anchor named again restarts its glide, as a note does)
+        state.set(p.name, x, t, source=source, force_action=p.name == "anchor")
+    return x is not None
+
+
+def _osc_truth(value: object) -> bool | None:
+    """An OSC argument as on/off: true/false, a number (on from 0.5), or the words true/on/yes/1 and
+    false/off/no/0; None for anything else."""
+    if isinstance(value, str):
+        word = value.strip().lower()
+        return True if word in ("true", "on", "yes", "1") else False if word in ("false", "off", "no", "0") \
+            else None
+    x = _osc_number((value,))
+    return None if x is None else x >= 0.5
+
+
+def _osc_number(args: tuple) -> float | None:
+    """The first OSC argument as a finite number (true/false as 1/0), else None."""
+    if not args or isinstance(args[0], str):
+        return None
+    x = float(args[0])
+    return x if math.isfinite(x) else None
+
+
 def feedback_lights(controls: Iterable[Control], state: ControlState) -> list[Light]:
     """What each of ``controls`` (CCs and notes; others are left out) should show on the controller now, for
     ``instrument.midi.feedback``: a knob or fader its parameter's position in its range (through its curve,
@@ -337,17 +403,33 @@ def feedback_lights(controls: Iterable[Control], state: ControlState) -> list[Li
     pad) lit while its parameter has its value. Step and trigger buttons have no state to show."""
     out = []
     for c in controls:
-        if c.source not in ("cc", "note") or c.action in ("step", "trigger"):
-            continue
-        value = state.value(c.param)
-        if c.action == "set":
-            level = 127 if value == c.value else 0
-        elif c.action != "follow" or PARAMS[c.param].kind == "toggle":
-            level = 127 if value else 0
-        else:
-            level = round(127 * _knob_position(c, value))
-        out.append(Light(c.channel or 0, c.source, c.number, level))  # type: ignore[arg-type]
+        x = shown_position(c, state) if c.source in ("cc", "note") else None
+        if x is not None:
+            out.append(Light(c.channel or 0, c.source, c.number, round(127 * x)))  # type: ignore[arg-type]
     return out
+
+
+def feedback_osc(controls: Iterable[Control], state: ControlState) -> dict[str, float]:
+    """What each OSC control of ``controls`` should show now, ``{address: 0..1}``, as ``feedback_lights``
+    says it for MIDI (for an OSC target: TouchOSC's faders and buttons follow)."""
+    return {c.address: x for c in controls
+            if c.source == "osc" and (x := shown_position(c, state)) is not None}
+
+
+def shown_position(c: Control, state: ControlState) -> float | None:
+    """Where control ``c`` should show its parameter now, 0..1 (a button 1 lit, 0 dark); None for step and
+    trigger buttons, which have no state."""
+    if c.action in ("step", "trigger"):
+        return None
+    # A number's target, not its smoothed value: a knob's own move is not sent back to it step by step
+    # while the parameter glides after it (a motor fader would fight the hand).
+    numeric = PARAMS[c.param].kind in ("continuous", "integer")
+    value = state.target(c.param) if numeric else state.value(c.param)
+    if c.action == "set":
+        return 1.0 if value == c.value else 0.0
+    if c.action != "follow" or PARAMS[c.param].kind == "toggle":
+        return 1.0 if value else 0.0
+    return _knob_position(c, value)
 
 
 def _knob_position(c: Control, value: object) -> float:

@@ -92,6 +92,8 @@ def _overlap(a: int | None, b: int | None) -> bool:
 
 def clash(c: Control, d: Control) -> bool:
     """Whether two controls would answer the same message (one control, two entries: a mistake)."""
+    if "osc" in (c.source, d.source):
+        return c.source == d.source and c.address == d.address
     if not _overlap(c.channel, d.channel):
         return False
     if c.source == d.source and (c.number == d.number or (c.source == "polytouch" and None in (c.number,

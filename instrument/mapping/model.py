@@ -1,9 +1,10 @@
 """What a mapping file says, once read: plain frozen dataclasses, plus the response curves.
 
-A ``Mapping`` has MIDI ``controls`` (a CC, 14-bit CC pair, NRPN, pitch bend, aftertouch, program change or
-a note used as a button, each driving one parameter), ``notes`` (note ranges that select anchors), computer
-``keys`` and ``pointer`` axes. ``line`` fields say where an entry was written (0 when made in code, e.g. by
-MIDI learn); they take no part in comparisons, so a mapping written out and read back compares equal.
+A ``Mapping`` has ``controls`` (a MIDI CC, 14-bit CC pair, NRPN, pitch bend, aftertouch, program change or
+a note used as a button, or an OSC address, each driving one parameter), ``notes`` (note ranges that select
+anchors), computer ``keys`` and ``pointer`` axes. ``line`` fields say where an entry was written (0 when made
+in code, e.g. by MIDI learn); they take no part in comparisons, so a mapping written out and read back
+compares equal.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ CURVES = ("linear", "exponential", "logarithmic", "points")
 TAKEOVERS = ("jump", "pickup", "scale")
 ACTIONS = ("follow", "toggle", "hold", "trigger", "step", "set", "ramp")
 NOTE_BEHAVIOURS = ("jump", "glide", "hold")
-SOURCES = ("cc", "cc14", "nrpn", "pitchbend", "aftertouch", "polytouch", "program", "note")
+SOURCES = ("cc", "cc14", "nrpn", "pitchbend", "aftertouch", "polytouch", "program", "note", "osc")
 POINTER_BUTTONS = ("none", "left", "middle", "right")
 CONTROL_MODES = ("absolute", "nudge")
 # Smoothing when a continuous control does not say: enough to hide 7-bit steps, short enough to feel direct.
@@ -80,13 +81,16 @@ class Curve:
 
 @dataclass(frozen=True)
 class Control:
-    """One MIDI control driving one parameter.
+    """One MIDI control (or OSC address) driving one parameter.
 
     ``source`` is one of SOURCES; ``number`` the CC (for cc14 the MSB CC), NRPN number (0..16383), note, or
-    polytouch note (None: any note); ``lsb`` the LSB CC of a cc14 pair. ``channel`` 0..15 or None (any).
+    polytouch note (None: any note); ``lsb`` the LSB CC of a cc14 pair; ``address`` an OSC address (its first
+    argument, 0..1, is the control's position). ``channel`` 0..15 or None (any).
     ``low``/``high``: the parameter range the control spans. ``action`` is what it does (ACTIONS): follow the
     control's position, or act as a button (pressed: CC >= 64, note on). ``step``: units per relative tick
-    or per press (None: the default for the param). ``value``: what ``set`` sets.
+    or per press (None: the default for the param). ``value``: what ``set`` sets. ``feedback``: the
+    parameter's value goes back to the controller (its lights, rings, motor faders; an OSC control's address
+    at the OSC target).
     """
 
     source: str
@@ -107,10 +111,14 @@ class Control:
     mode: str = "absolute"
     bits: int = 14  # NRPN data resolution: 14 (data entry MSB+LSB) or 7 (MSB only)
     label: str = ""  # what the control is called on the controller ("knob 1", "Rec"), for help and the HUD
+    address: str = ""  # the OSC address of an `osc:` control
+    feedback: bool = False
     line: int = field(default=0, compare=False)
 
     def describe(self) -> str:
         """The source in words, e.g. "cc 74 on channel 1" (for messages and the HUD)."""
+        if self.source == "osc":
+            return f"osc {self.address}"
         chan = "any channel" if self.channel is None else f"channel {self.channel + 1}"
         what = {
             "cc": f"cc {self.number}",

@@ -2,7 +2,8 @@
 or raises a MappingError at the line and key of the first mistake in it.
 
 Top level: ``version``, ``name``, ``description``, ``ports``, ``tempo``, ``initial``, ``controls`` (MIDI
-controls), ``notes`` (note ranges selecting anchors), ``keys`` (computer keys), ``pointer`` (mouse axes).
+controls and OSC addresses), ``notes`` (note ranges selecting anchors), ``keys`` (computer keys), ``pointer``
+(mouse axes).
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ from instrument.params import PARAMS, Param
 TOP_KEYS = ("version", "name", "description", "ports", "tempo", "initial", "controls", "notes", "keys",
             "pointer")
 CONTROL_KEYS = SOURCES + ("lsb", "channel", "param", "range", "curve", "points", "invert", "smoothing",
-                          "takeover", "relative", "step", "action", "value", "mode", "bits", "label")
+                          "takeover", "relative", "step", "action", "value", "mode", "bits", "label",
+                          "feedback")
 NOTE_KEYS = ("notes", "channel", "anchor", "behaviour", "glide", "label")
 KEY_KEYS = ("key", "param", "action", "value", "step", "rate", "label")
 AXIS_KEYS = ("param", "range", "curve", "points", "invert", "smoothing", "button", "label")
@@ -51,6 +53,8 @@ NAMED_KEYS = frozenset(
     + [f"[{c}]" for c in "0123456789+-*/."] + ["enter"]
 )
 
+# An OSC address: /, then parts without spaces or the characters OSC keeps for patterns.
+_OSC_ADDRESS = re.compile(r"^(/[^\s\x00-\x1f\x7f/#*,?\[\]{}]+)+$")
 _NOTE_NAME = re.compile(r"^([a-g])([#b]?)(-?\d)$", re.IGNORECASE)
 _NOTE_RANGE = re.compile(r"^\s*([A-Ga-g][#b]?-?\d|\d+)\s*-\s*([A-Ga-g][#b]?-?\d|\d+)\s*$")
 _SEMITONE = {"c": 0, "d": 2, "e": 4, "f": 5, "g": 7, "a": 9, "b": 11}
@@ -194,6 +198,11 @@ def source(e: Entry) -> tuple[str, int | None, int | None]:
         raise e.error(given[1], f"one source per entry, but this one has {' and '.join(given)}")
     name = given[0]
     v = e.raw(name)
+    if name == "osc":
+        if not (isinstance(v, str) and len(v) <= 200 and _OSC_ADDRESS.match(v)):
+            raise e.error(name, f"{show(v)} is not an OSC address: write one like /1/fader1 (a / before each "
+                          "part; no spaces, no * ? [ ] { } # ,)")
+        return name, None, None
     if name in ("pitchbend", "aftertouch", "program"):
         if v is not True:
             raise e.error(name, f"write `{name}: true` (got {show(v)})")
@@ -233,15 +242,31 @@ def _relative(e: Entry, src: str, p: Param) -> str | None:
     return relative
 
 
+def _feedback(e: Entry, src: str, action: str, mode: str) -> bool:
+    """``feedback: true``: the parameter's value goes back to the control (lights, rings, motor faders)."""
+    if not e.boolean("feedback"):
+        return False
+    if src not in ("cc", "note", "osc"):
+        raise e.error("feedback", f"feedback goes back to `cc:`, `note:` and `osc:` controls, not {src}")
+    if action in ("step", "trigger") or mode == "nudge":
+        raise e.error("feedback", f"{'a nudge' if mode == 'nudge' else f'a {action} button'} has no value "
+                      "of its own to show; remove `feedback:`")
+    return True
+
+
 def control(file: str, data: Any, line: int, where: str) -> Control:
     """One ``controls:`` entry."""
     e = Entry(file, data, where, line, CONTROL_KEYS)
     src, number, lsb = source(e)
     if e.has("lsb") and src != "cc14":
         raise e.error("lsb", "lsb is for `cc14:` pairs")
+    if e.has("channel") and src == "osc":
+        raise e.error("channel", "OSC has no channels; remove `channel:`")
     p = e.param()
     low, high = value_range(e, p, nudge=e.raw("mode") == "nudge")
-    action = e.choice("action", tuple(a for a in ACTIONS if a != "ramp"), default_action(p)) or "follow"
+    # An OSC toggle (TouchOSC's) holds its own state and says it: a toggle parameter follows it.
+    default = "follow" if src == "osc" and p.kind == "toggle" else default_action(p)
+    action = e.choice("action", tuple(a for a in ACTIONS if a != "ramp"), default) or "follow"
     relative = _relative(e, src, p)
     check_action(e, p, action, relative=relative is not None)
     if src == "program" and action != "follow":
@@ -265,7 +290,8 @@ def control(file: str, data: Any, line: int, where: str) -> Control:
         smoothing=e.number("smoothing", default_smoothing, 0.0, MAX_SMOOTHING) or 0.0,
         takeover=takeover, relative=relative, step=step_for(e, p), action=action,
         value=value_for(e, "value", p) if e.has("value") else None, mode=mode, bits=bits,
-        label=e.text("label"), line=e.line,
+        label=e.text("label"), address=e.raw("osc") if src == "osc" else "",
+        feedback=_feedback(e, src, action, mode), line=e.line,
     )
 
 

@@ -64,7 +64,7 @@ def control_entry(c: Control) -> dict[str, Any]:
     if c.source in ("pitchbend", "aftertouch", "program") or (c.source == "polytouch" and c.number is None):
         entry[c.source] = True
     else:
-        entry[c.source] = c.number
+        entry[c.source] = c.address if c.source == "osc" else c.number
     if c.source == "cc14" and c.lsb != (c.number or 0) + 32:
         entry["lsb"] = c.lsb
     if c.channel is not None:
@@ -88,6 +88,8 @@ def control_entry(c: Control) -> dict[str, Any]:
         entry["value"] = c.value
     if c.source == "nrpn" and c.bits != 14:
         entry["bits"] = c.bits
+    if c.feedback:
+        entry["feedback"] = True
     if c.label:
         entry["label"] = c.label
     return entry

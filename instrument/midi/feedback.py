@@ -11,12 +11,15 @@ A controller that echoes what it is sent (MIDI thru, some LED modes) would play 
 back into it. The listener hands ``heard`` each message from that controller and drops one that repeats a
 message sent to it within ``echo_window`` seconds (an echo comes back within milliseconds; a person cannot
 press and release that fast). Every message heard also tells what the controller shows now, so a knob's own
-move is not sent back to it. The sender's own port is never listened to.
+move is not sent back to it; and until the render thread has applied that move (``show``'s ``as_of``), what
+the controller shows is what it should show. The sender's own port is never listened to.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 import re
 import threading
 import time
@@ -87,6 +90,7 @@ class FeedbackSender:
         self._wanted: dict[tuple[int, str, int], Light] = {}
         self._shown: dict[tuple[int, str, int], int] = {}  # what the controller shows, as far as we sent
         self._recent: dict[tuple[tuple[int, str, int], int], float] = {}  # sent message -> when
+        self._heard: dict[tuple[int, str, int], float] = {}  # light -> when the controller last moved it
         self._midi: rtmidi.MidiOut | None = None
         self._state = f"waiting for {source}"
         self._stop = threading.Event()
@@ -106,12 +110,17 @@ class FeedbackSender:
             self._thread = None
             self.disconnect()
 
-    def show(self, lights: Iterable[Light]) -> None:
-        """What the controller should show now (lights not named keep what they were last given)."""
+    def show(self, lights: Iterable[Light], as_of: float | None = None) -> None:
+        """What the controller should show now (lights not named keep what they were last given). ``as_of``:
+        the time (``time.monotonic()``) up to which the controller's messages are in these values; a light
+        the controller moved after it keeps what the controller shows."""
         lights = list(lights)
+        newest = math.inf if as_of is None else as_of
         with self._lock:
             for light in lights:
-                self._wanted[light.channel, light.kind, light.number] = light
+                key = (light.channel, light.kind, light.number)
+                if self._heard.get(key, -math.inf) <= newest:
+                    self._wanted[key] = light
 
     def status(self) -> str:
         return f"{self._state}; {self.sent} sent, {self.echoes} echoes ignored"
@@ -163,10 +172,13 @@ class FeedbackSender:
         with self._lock:
             sent = self._recent.pop(light, None)
             self._shown[key] = value
-        if sent is None or now - sent > self.echo_window:
-            return False
-        self.echoes += 1
-        return True
+            echo = sent is not None and now - sent <= self.echo_window
+            if not echo and key in self._wanted:  # the hand moved it: shown as it is until the state follows
+                self._heard[key] = now
+                self._wanted[key] = dataclasses.replace(self._wanted[key], value=value)
+        if echo:
+            self.echoes += 1
+        return echo
 
     # The sender's thread ----------------------------------------------------------------------------------
 

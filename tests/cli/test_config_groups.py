@@ -16,6 +16,7 @@ from instrument.config import (
     ModelSettings,
     PictureSettings,
     PlaySettings,
+    RigSettings,
     SculptingSettings,
     SpeedSettings,
     number,
@@ -35,7 +36,8 @@ def parsed(cls, argv: list[str], **defaults) -> argparse.Namespace:
 
 
 def test_config_is_every_group_flat():
-    groups = (ModelSettings, PictureSettings, MidiSettings, PlaySettings, SculptingSettings, SpeedSettings)
+    groups = (ModelSettings, PictureSettings, MidiSettings, PlaySettings, SculptingSettings, SpeedSettings,
+              RigSettings)
     assert names(Config) == set().union(*(names(g) for g in groups))
     assert sum(len(names(g)) for g in groups) == len(names(Config))  # no field in two groups
     config = Config(fps=60, size=(256, 128), compile="off", midi_ports="none")
