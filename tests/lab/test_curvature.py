@@ -111,4 +111,4 @@ def test_curvature_command_rejects_bad_input(shared, tmp_path, capsys):
     assert "2 or 3 anchors" in capsys.readouterr().out
     dog = str(shared / "images" / "dog.png")
     assert main(["curvature", dog, dog, "-o", str(tmp_path / "m.png"), "--grid", "2"]) == 2
-    assert "--grid must be 3 or more" in capsys.readouterr().out
+    assert "--grid: '2' is out of range; use a whole number from 3 to 512" in capsys.readouterr().err
