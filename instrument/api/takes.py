@@ -19,20 +19,23 @@ from safetensors import SafetensorError, safe_open
 from instrument.config import Config
 from instrument.decoders.families import get_family
 from instrument.events import ControlEvent
+from instrument.lab.atlas import Atlas, AtlasError
+from instrument.lab.live import ATLAS_FOLDER, LAB_RECORDS, ROUTES_FOLDER, load_routes
 from instrument.latent.fast import FastLatents
 from instrument.performance import Coords
 from instrument.recorder import ANCHORS, event_from_json
 from instrument.render_job.job import RenderResult
 from instrument.replay import TakeError, read_take, rerender, take_config
 
-LAB_RECORDS = ("mapping", "pacing", "atlas")  # control-stream records that are not control events
+NOT_EVENTS = ("mapping", *LAB_RECORDS)  # control-stream records that are not control events
 
 
 @dataclasses.dataclass
 class Take:
     """One take. ``sidecar``: recording.json (settings, model, mapping, anchors, clock, status);
     ``rows``: frames.jsonl, one dict per rendered frame (``n``, ``t``, ``file`` or None when the disk
-    dropped it, ``coords``); ``log``: events.jsonl (control events, mapping reloads, lab measurements).
+    dropped it, ``coords``); ``log``: events.jsonl (control events, mapping reloads, lab measurements: pacing
+    tables, the atlas and the geodesic routes installed).
 
     ``len(take)`` counts the rows; ``take.image(i)`` is row i's picture.
     """
@@ -78,10 +81,10 @@ class Take:
 
     @property
     def events(self) -> list[tuple[int, ControlEvent]]:
-        """(frame number, event) of every control event the take applied (MIDI, keys, pointer), in order;
-        ``event.time`` is when it arrived (``time.monotonic()``), ``event.message`` a ``mido.Message``,
-        ``KeyInput`` or ``PointerInput``."""
-        return [(int(r["n"]), event_from_json(r)) for r in self.log if not any(k in r for k in LAB_RECORDS)]
+        """(frame number, event) of every control event the take applied (MIDI, keys, pointer, OSC), in
+        order; ``event.time`` is when it arrived (``time.monotonic()``), ``event.message`` a ``mido.Message``,
+        ``KeyInput``, ``PointerInput`` or ``OscInput``."""
+        return [(int(r["n"]), event_from_json(r)) for r in self.log if not any(k in r for k in NOT_EVENTS)]
 
     def image(self, i: int) -> Image.Image | None:
         """Row ``i``'s picture (None when the disk dropped it)."""
@@ -102,26 +105,23 @@ class Take:
 
     def latents(self, rows: slice | list[int] | None = None) -> torch.Tensor:
         """The latents of the rows (all, a slice or a list of indices): float32 [T, C, h, w] on the CPU,
-        computed from the coordinates as the render thread did (``latent.fast.FastLatents``)."""
+        computed from the coordinates as the render thread did (``latent.fast.FastLatents``), with the
+        take's atlas and geodesic routes where its frames used them."""
         chosen = self.rows if rows is None else (self.rows[rows] if isinstance(rows, slice)
                                                  else [self.rows[i] for i in rows])
+        coords = [Coords.from_json(row["coords"]) for row in chosen]
         family = get_family(self.sidecar.get("model", {}).get("family") or self.settings.family)
         latents = FastLatents(self.anchors, seed=self.settings.seed, std=family.latent_std)
-        latents.atlas = self._atlas()
-        with torch.inference_mode():
-            return torch.stack([latents(Coords.from_json(row["coords"])) for row in chosen])
-
-    def _atlas(self) -> Any:
-        """The take's atlas (for frames in atlas mode), or None without one."""
-        from instrument.lab.atlas import Atlas, AtlasError
-
-        where = next((r["atlas"] for r in self.log if "atlas" in r), None)
-        if where is None:
-            return None
-        try:
-            return Atlas.load(self.folder / where, latent_shape=tuple(self.anchors.shape[1:]))
+        try:  # (the live lab saves both beside the frames when it installs them)
+            if any(c.atlas for c in coords):
+                shape = tuple(self.anchors.shape[1:])
+                latents.atlas = Atlas.load(self.folder / ATLAS_FOLDER, latent_shape=shape)
+            if any(c.path == "geodesic" for c in coords):
+                latents.routes = load_routes(self.folder / ROUTES_FOLDER, self.anchors)
         except AtlasError as exc:
-            raise TakeError(f"the take's atlas: {exc}") from None
+            raise TakeError(f"the take's lab data: {exc}") from None
+        with torch.inference_mode():
+            return torch.stack([latents(c) for c in coords])
 
     def render(self, *, decoder: str = "fast", fps: float | None = None, size: tuple[int, int] | None = None,
                out: str | Path | None = None, progress: bool = False, sculpt_model: str | None = None,

@@ -3,8 +3,10 @@
 It plays on the same fast path as ``play``: a slider move is a frame's ``Coords``; ``loop.decoding.Decoding``
 makes its picture (the frame cache, the fast decoder's frame pipeline; on a CPU a blend of the nearest
 decoded frames at once while the exact frame decodes in the background), and when the sliders rest for
-``REST_SECONDS`` the full decoder redraws the picture (``loop.refine``). Follow-up work runs on the kernel's
-own event loop (``ticks``); driven from a script, a change waits for its exact frame instead.
+``REST_SECONDS`` the full decoder redraws the picture (``loop.refine``). The ``geodesic`` path plays SLERP
+until the lab has found its routes (``lab.measure.routes_job``), a batch of decodes at a time, as ``play``
+does. Follow-up work runs on the kernel's own event loop (``ticks``); driven from a script, a change waits
+for its exact frame instead.
 """
 
 from __future__ import annotations
@@ -27,10 +29,13 @@ from instrument.api.models import Anchors, latents_of
 from instrument.config import Config
 from instrument.decoders import Autoencoder
 from instrument.framecache import FrameCache
+from instrument.lab.jobs import Job
+from instrument.lab.live import job_line
+from instrument.lab.measure import routes_job
 from instrument.loop.decoding import Decoding, frame_pipeline, full_pipeline
 from instrument.notebook.ticks import Ticks
 from instrument.params import LOCK_REGIONS, PATH_KINDS
-from instrument.performance import WALK_FLOOR, Coords
+from instrument.performance import ROUTES_KEY, WALK_FLOOR, Coords
 from instrument.render import REST_SECONDS
 
 log = logging.getLogger(__name__)
@@ -46,7 +51,8 @@ SETTLE_SECONDS = 120.0
 
 class Scrubber:
     """A picture of ``anchors`` (``Anchors`` or latents [N, C, h, w]) decoded by ``model``, and sliders:
-    ``position`` along the path (0 = first anchor, 1 = last), ``path`` (slerp, lerp, loop, spline, walk),
+    ``position`` along the path (0 = first anchor, 1 = last), ``path`` (slerp, lerp, loop, spline, walk,
+    geodesic: SLERP until its routes are found, the status line says how far),
     ``noise`` (random-walk wandering, in latent std) and ``wander`` (the walk's clock: scrub it), the locks
     (``hold``: the anchor they hold, ``lock_channels``: the first N channels, ``lock_region``), ``offset``
     on ``offset_channel``. ``full``: a full-quality decoder that redraws the picture when the sliders rest.
@@ -71,6 +77,8 @@ class Scrubber:
         self.size = tuple(size or decoded)
         self.decoding = self._decoding(model, full, latents, decoded, seed)
         self.midi = None
+        self._routes: Job | None = None  # the geodesic path's routes being found
+        self._routes_failed = ""
         self.frame: np.ndarray | None = None
         self.shown = ""
         self.exact = False
@@ -127,9 +135,13 @@ class Scrubber:
 
     @property
     def coords(self) -> Coords:
-        """The frame's coordinates, from the sliders (the walk path wanders even at noise 0, as in play)."""
-        noise = self.noise.value + (WALK_FLOOR if self.path.value == "walk" else 0.0)
-        return Coords(path=self.path.value, s=float(self.position.value), noise=noise,
+        """The frame's coordinates, from the sliders (the walk path wanders even at noise 0, and the geodesic
+        path is SLERP until its routes are found, as in play)."""
+        path = self.path.value
+        if path == "geodesic" and self.decoding.latents.routes is None:
+            path = "slerp"
+        noise = self.noise.value + (WALK_FLOOR if path == "walk" else 0.0)
+        return Coords(path=path, s=float(self.position.value), noise=noise,
                       walk_t=float(self.wander.value) if noise > 0 else 0.0, home=int(self.hold.value),
                       offset_channel=int(self.offset_channel.value), offset=float(self.offset.value),
                       lock_channels=int(self.lock_channels.value), lock_region=self.lock_region.value)
@@ -185,11 +197,13 @@ class Scrubber:
             time.sleep(0.005)
 
     def _tick(self, rest: bool = False) -> bool:
-        """Show what is known for the sliders now; True while more is to come (the exact frame, or the
-        full decoder's redraw once resting)."""
+        """Show what is known for the sliders now; True while more is to come (the geodesic's routes, the
+        exact frame, or the full decoder's redraw once resting)."""
+        notice = self._find_routes()
         decoding, coords = self.decoding, self.coords
         try:
             image, exact = decoding.frame(coords, "fast")
+            exact = exact and self._routes is None  # (a SLERP stands in for the geodesic meanwhile)
             resting = exact and (rest or time.monotonic() - self._moved >= REST_SECONDS)
             redrawn = decoding.refinement.follow(coords, resting)
             screen, shown = decoding.on_screen(coords, "fast", image, resting)
@@ -199,7 +213,30 @@ class Scrubber:
         if redrawn is not None:
             screen, shown = redrawn, "full"
         self._show(screen, shown, exact)
+        if notice:
+            self.status.value = notice
         return not exact or (decoding.full is not None and shown != "full")
+
+    def _find_routes(self) -> str:
+        """While the geodesic path waits for its routes: one batch of their search (``self._routes`` until
+        it ends), and the status line that says how far it is or why it failed; "" where nothing is
+        missing (another path, a single anchor, the routes installed)."""
+        decoding = self.decoding
+        if self.path.value != "geodesic" or decoding.latents.routes is not None or len(decoding.anchors) < 2:
+            return ""
+        if self._routes_failed:
+            return f"geodesic unavailable, SLERP instead: {self._routes_failed}"
+        if self._routes is None:  # (backward passes hold many activations: one point at a time on a CPU)
+            self._routes = routes_job(decoding.fast.decode, decoding.anchors,
+                                     1 if decoding.anchors.device.type == "cpu" else 2)
+        try:
+            return job_line(ROUTES_KEY, next(self._routes))
+        except StopIteration as done:
+            decoding.latents.routes = torch.stack([g.points for g in done.value]).to(decoding.anchors)
+        except Exception as exc:  # (the same anchors and decoder would fail again: the path stays SLERP)
+            self._routes_failed = f"{type(exc).__name__}: {exc}"
+        self._routes = None
+        return self._find_routes()
 
     def _show(self, image: np.ndarray, shown: str, exact: bool) -> None:
         if image is not self.frame:

@@ -89,13 +89,20 @@ print(json.dumps({"names": atlas.names, "exact": all(at_anchors), "mirrors": mir
     assert shown[0].width == 640 and shown[1].size == (6 * 100 + 4, 4 + 96 + 18 + 4)
 
 
-def test_the_stretch_and_pacing_notebook(shared, tmp_path, monkeypatch):
+def test_the_weather_map_and_pacing_notebook(shared, tmp_path, monkeypatch):
     check = """import json
 variation = {name: float(steps.std() / steps.mean()) for name, steps in profiles.items()}
-print(json.dumps({"grid": list(smap.grid.shape), "paths": [name for name, _ in smap.paths],
+print(json.dumps({"grid": list(wmap.stretch.shape), "bend": [float(wmap.bend.min()), float(wmap.bend.max())],
+                  "energy": {r.name: r.energy for r in wmap.routes},
+                  "evenness": {r.name: r.energy / r.length ** 2 for r in wmap.routes},
                   "variation": variation}))"""
     cells, facts = execute("03-stretch-and-pacing.ipynb", check, shared, tmp_path, monkeypatch)
-    assert facts["grid"] == [7, 7] and facts["paths"] == ["LERP", "SLERP"]
+    assert facts["grid"] == [7, 7] and 0 <= facts["bend"][0] <= facts["bend"][1] <= 1
+    energy, evenness = facts["energy"], facts["evenness"]
+    assert list(energy) == ["LERP", "SLERP", "geodesic", "paced SLERP"]
+    assert energy["geodesic"] < energy["SLERP"] and energy["paced SLERP"] < energy["SLERP"]
+    assert evenness["paced SLERP"] < evenness["SLERP"] and min(evenness.values()) >= 1 - 1e-6  # E >= L²
     assert facts["variation"]["paced"] < facts["variation"]["even steps"] / 3
     shown = pictures(cells)
-    assert len(shown) == 3 and shown[1].size == (640, 320) and shown[2].size == (17 * 52 + 4, 2 * 52 + 4)
+    # the weather map (stretch and bend panels of 320 px, three routes in its legend), the chart, the sheet
+    assert [p.size for p in shown] == [(892, 468), (640, 320), (17 * 52 + 4, 2 * 52 + 4)]

@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 import instrument as li
+from instrument.lab.measure import GEODESIC
 from instrument.performance import WALK_FLOOR
 
 from .conftest import MISSING, SIZE
@@ -123,6 +124,41 @@ def test_a_frame_that_fails_is_said_and_the_last_picture_stays(model, anchors):
         assert scrubber.status.value.startswith("frame failed:") and scrubber.frame is last
     with pytest.raises(ValueError, match=r"plays anchors \[N, 32, h, w\], not \(3, 4, 8, 8\)"):
         li.Scrubber(model, anchors.latents[:, :4])
+
+
+def test_the_geodesic_path_plays_slerp_until_its_routes_are_found(model, anchors, monkeypatch):
+    monkeypatch.setitem(GEODESIC, "cpu", (4, 2))  # 4 control points, 2 steps: quick on two cores
+    two = anchors.latents[:2]
+
+    async def choose() -> tuple[tuple, torch.Tensor, np.ndarray, torch.Tensor]:
+        with li.Scrubber(model, two) as scrubber:
+            scrubber.set(position=0.4, path="geodesic")  # (as the browser's messages set them)
+            meanwhile = (scrubber.coords.path, scrubber.exact, scrubber.status.value)
+            deadline = time.monotonic() + 60
+            while not (scrubber.coords.path == "geodesic" and scrubber.exact) and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            return meanwhile, scrubber.latent, scrubber.frame, scrubber.decoding.latents.routes
+
+    meanwhile, latent, frame, routes = asyncio.run(choose())
+    assert meanwhile[:2] == ("slerp", False) and meanwhile[2].startswith("geodesic: finding the routes")
+    found = li.geodesic(model, two[0], two[1], points=4, iterations=2)  # the lab's own, from the library
+    # (the same search, its decodes rounded differently: the scrubber runs channels_last, one at a time)
+    start = li.slerp(two[0], two[1], torch.linspace(0, 1, 5))
+    assert routes.shape == (1, 5, 32, 8, 8)
+    assert (routes[0] - found.points).abs().max() < 0.05 * (found.points - start).abs().max()
+    own = li.latent_at(two, li.Coords(path="geodesic", s=0.4), routes=routes)
+    assert torch.allclose(latent, own, atol=1e-5)
+    assert np.abs(frame.astype(int) - decoded(model, own)).max() <= 1
+
+
+def test_a_geodesic_that_cannot_be_found_is_said_and_slerp_plays(model, anchors, monkeypatch):
+    monkeypatch.setitem(GEODESIC, "cpu", (1, 2))  # one control point: no route between two anchors
+    with li.Scrubber(model, anchors) as scrubber:
+        scrubber.set(position=0.4, path="geodesic")  # a script: waits until the search ends
+        assert scrubber.status.value.startswith("geodesic unavailable, SLERP instead: ValueError")
+        assert scrubber.exact and scrubber.coords.path == "slerp"
+        slerp = li.latent_at(anchors.latents, li.Coords(path="slerp", s=0.4))
+        assert np.abs(scrubber.frame.astype(int) - decoded(model, slerp)).max() <= 1
 
 
 def test_close_stops_the_decode_threads(model, anchors, full):
