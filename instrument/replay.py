@@ -159,6 +159,8 @@ def read_take(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]], list[
 
 def _check_take(folder: Path, sidecar: Any, frames: list[Any], events: list[Any]) -> None:
     """TakeError for what a damaged or hand-edited take gets wrong, before any decoder loads."""
+    from instrument.lab.live import LAB_RECORDS
+
     def need(ok: bool, where: str, what: str) -> None:
         if not ok:
             raise TakeError(f"{where}: {what}; the take is damaged")
@@ -182,7 +184,7 @@ def _check_take(folder: Path, sidecar: Any, frames: list[Any], events: list[Any]
     for k, record in enumerate(events, 1):
         need(isinstance(record, dict) and isinstance(record.get("n"), int), f"{folder / EVENTS}:{k}",
              "a record without a frame number")
-        if not any(key in record for key in ("mapping", "pacing", "atlas")):
+        if not any(key in record for key in ("mapping", *LAB_RECORDS)):
             try:
                 event_from_json(record)
             except (KeyError, TypeError, ValueError) as exc:

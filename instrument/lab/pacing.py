@@ -86,11 +86,10 @@ def _slopes(secants: torch.Tensor) -> torch.Tensor:
 def table_from_steps(s: torch.Tensor, steps: torch.Tensor, breaks: Sequence[int] = ()) -> PacingTable:
     """Positions Tensor[S] (even steps) and the pixel change of the S-1 steps between them -> PacingTable,
     interpolated by a monotone cubic inside each piece between the sample indices ``breaks``."""
-    steps = steps.double()
+    steps, s = steps.detach().double().cpu(), s.detach().double().cpu()  # (a GPU survey's steps)
     # A hair of length per step keeps the table strictly increasing where the picture stands still.
     steps = steps + 1e-9 * steps.sum().clamp_min(1e-12)
     cumulative = torch.cat([torch.zeros(1, dtype=torch.float64), steps.cumsum(0)])
-    s = s.double()
     t = torch.linspace(0, 1, DENSE + 1, dtype=torch.float64)[:-1]
     h00, h10, h01, h11 = 2 * t**3 - 3 * t**2 + 1, t**3 - 2 * t**2 + t, -2 * t**3 + 3 * t**2, t**3 - t**2
     edges = sorted({0, len(steps), *(b for b in breaks if 0 < b < len(steps))})

@@ -128,7 +128,7 @@ def process_config(spec: RenderSpec, sidecar: dict[str, Any], team: Team) -> Con
     device = resolve_device(config.device)
     same_bits(device)
     if device.type == "cuda":
-        torch.cuda.set_device(device)
+        torch.cuda.set_device(device.index or 0)  # ("cuda" alone names the current device: GPU 0 here)
     if spec.threads:
         torch.set_num_threads(spec.threads)
     return config

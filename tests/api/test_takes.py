@@ -101,8 +101,6 @@ def test_a_takes_latents_are_the_render_loops(take, model, anchors):
     assert recorded.shape == (SIZE, SIZE, 3) and np.abs(recorded.astype(int) - decoded).max() <= 1
 
 
-@pytest.mark.xfail(strict=True, raises=TakeError,
-                   reason="replay._check_take reads the live lab's geodesic record as a damaged event")
 def test_a_take_on_the_geodesic_path_has_the_routes_it_played(shared, anchors, model, tmp_path, monkeypatch):
     monkeypatch.setitem(GEODESIC, "cpu", (4, 2))  # 4 control points, 2 steps: quick on two cores
     renderer, queue, clock = recorder(shared, anchors, tmp_path / "take", 400)

@@ -139,7 +139,8 @@ def test_a_damaged_atlas_is_reported_and_play_goes_on(taef2, anchor_latents, tmp
         assert any("atlas mode unavailable" in e and "atlas.safetensors" in e for e in renderer.status.errors)
         # (A tap shorter than a render-thread stall is coalesced away in the event queue, and on two busy
         # cores a decode the lab makes between frames can be that long: wait until it has measured.)
-        assert wait_for(lambda: renderer.parts.lab.readout is not None and not renderer.parts.lab.jobs.running, 60)
+        lab = renderer.parts.lab
+        assert wait_for(lambda: lab.readout is not None and not lab.jobs.running, 60)
         press(queue, 3)  # atlas on: still unavailable, said on the HUD, and the frames keep coming
         assert wait_for(lambda: any("atlas mode unavailable" in line for line in renderer.status.lab))
         count = mailbox.count
@@ -415,7 +416,7 @@ def test_a_take_with_pacing_and_banks_re_renders_exactly(taef2, three, tmp_path)
         assert wait_for(lambda: mailbox.peek().coords.home == 0)
         queue.put(cc(1, 90))  # travel along the paced path
         time.sleep(0.3)
-        assert wait_for(lambda: not renderer.parts.lab.jobs.running, 60)  # (a tap during a measuring stall is lost)
+        assert wait_for(lambda: not renderer.parts.lab.jobs.running, 60)  # (let the measuring finish first)
         press(queue, 3)  # atlas on: charted from the three anchors, mid-take
         assert wait_for(lambda: mailbox.peek().coords.atlas)
         queue.put(cc(4, 10))
