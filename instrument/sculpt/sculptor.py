@@ -92,6 +92,7 @@ class SculptJob:
     result: SculptResult | BaseException | None = None
     done: threading.Event | None = None
     events: tuple[Any, Any] | None = None  # CUDA (start, end)
+    finite: Tensor | None = None  # CUDA: the all-finite flag, copied to pinned host memory behind the steps
     cancelled: threading.Event = field(default_factory=threading.Event)
     seconds: float = 0.0
 
@@ -295,6 +296,10 @@ class Sculptor:
                 job.events[0].record()
             job.outputs = runner.run(latent, noise, emb, ts, coefs, job.cancelled.is_set)
             if job.events is not None:
+                # Read after the end event, never from the device: a read there waits for the whole
+                # stream, and the next frame's steps are often queued behind these (read ahead).
+                job.finite = torch.empty((), dtype=torch.bool, pin_memory=True)
+                job.finite.copy_(job.outputs[2], non_blocking=True)
                 job.events[1].record()
         job.seconds = time.perf_counter() - began
 
@@ -306,7 +311,7 @@ class Sculptor:
                 job.seconds = job.events[0].elapsed_time(job.events[1]) / 1000
             if job.outputs is None:
                 raise RuntimeError("the sculpt was dropped")
-            if not bool(job.outputs[2]):
+            if not bool(job.finite if job.finite is not None else job.outputs[2]):
                 self._fall_back(job)
             xts, x0s, _ = job.outputs
             if job.latent.ndim == 3:
@@ -324,7 +329,7 @@ class Sculptor:
         self.model.unet.float()
         self.model.dtype = torch.float32
         self._runners.clear()
-        job.events = None
+        job.events = job.finite = None
         self._launch(job)
         if not bool(job.outputs[2]):
             raise NonFiniteSculpt(f"{self.model.label} sculpted NaN/Inf even in fp32")
