@@ -15,9 +15,11 @@ A row is the wall time of a whole frame (``begin`` + ``finish``, device work don
 ``--live``: the live path instead, ``render.Renderer`` as ``play`` runs it with the sculpt stage on
 (``instrument.bench.sculpt``), beside the plain diffusers loop and the interpolation app's slider move. On a
 GPU every frame is sculpted under a knob sweep (frames per second; the loop's overhead beyond the UNet and
-the decode, each timed on the device). On a CPU the knob moves and rests in turns: display frames per second
-while it moves with sculpting on, and after each rest the time until the sculpted frame is on screen
-against its own UNet steps + decode (target: 1.3x). Writes ``<out>/sculpt-live-<device>.md`` and ``.json``.
+the decode, each timed on the device), at k >= 2 steps twice: one UNet call a step, then as a stream batch
+(``sculpt.stream``: one call of k frames' steps a frame, the picture k - 1 frames behind). On a CPU the
+knob moves and rests in turns: display frames per second while it moves with sculpting on, and after each
+rest the time until the sculpted frame is on screen against its own UNet steps + decode (target: 1.3x).
+Writes ``<out>/sculpt-live-<device>.md`` and ``.json``.
 
     python benchmarks/sculpt_bench.py                                # CUDA: 512x512 fp16, every path
     python benchmarks/sculpt_bench.py --device cpu --archs sd21 --steps 1 --repeats 3     # CPU, 256x256 fp32
@@ -159,7 +161,14 @@ def write(rows: list[dict], info: dict, args, out: Path) -> None:
 
 def live_rows(device: torch.device, args) -> None:
     """The live path's rows (``--live``): the Renderer with sculpting on, and the two baselines."""
-    from instrument.bench.sculpt import diffusers_ms, sculpt_checks, sculpt_line, sculpt_rests, sculpt_sweep
+    from instrument.bench.sculpt import (
+        diffusers_ms,
+        sculpt_checks,
+        sculpt_kinds,
+        sculpt_line,
+        sculpt_rests,
+        sculpt_sweep,
+    )
     from instrument.bench.timing import build_decoder, slider_move_times
     from instrument.config import Config
 
@@ -180,10 +189,11 @@ def live_rows(device: torch.device, args) -> None:
     stem = f"sculpt-live-{device.type}" + ("-tiny" if args.tiny else "")
     for arch in args.archs.split(","):
         model = random_sculpt_model(arch, device=device, dtype=dtype, tiny=args.tiny)
-        for steps in (int(s) for s in args.steps.split(",")):
-            if gpu:
+        counts = [int(s) for s in args.steps.split(",")]
+        for steps, stream in [(k, stream) for k in counts for stream in sculpt_kinds(k, gpu)]:
+            if gpu:  # (at k >= 2: one UNet call a step, then the stream batch)
                 row = sculpt_sweep(ae, model, args.size, config, steps=steps, seconds=args.seconds,
-                                   progress=print)
+                                   stream=stream, progress=print)
             else:
                 row = sculpt_rests(ae, model, args.size, config, steps=steps, rests=args.rests,
                                    progress=print)

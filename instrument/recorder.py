@@ -7,6 +7,8 @@ A take folder holds::
     anchors.safetensors  the anchor latents the take was played on (so `render` needs no image files)
     frame_000000.png     the frames, numbered from 0 in the order written
     frames.jsonl         one line per rendered frame: n, t, file (null if dropped) and latent coordinates
+                         (with sculpting: its sculpt; "shown": the coordinates and sculpt of an earlier
+                         frame whose sculpt the picture is, under the stream batch)
     events.jsonl         one line per applied control event (MIDI as hex bytes, OSC as address and
                          arguments), or mapping reload
     control.mid          the MIDI messages of the take as a standard MIDI file (written at the end)

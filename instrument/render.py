@@ -279,9 +279,10 @@ class Renderer:
 
     def _finish(self, frame: _Frame) -> str | None:
         """Publish and record ``frame``; returns which decoder's picture is shown (None: failed). The take
-        gets the chosen decoder's picture (what a re-render at the same settings makes)."""
+        gets the chosen decoder's picture (what a re-render at the same settings makes). A picture of an
+        earlier frame's coordinates (the sculpt stage's stream batch) is published with those, and its line
+        in the take says so (``shown``)."""
         decoding, takes = self.parts.decoding, self.parts.takes
-        coords = frame.coords
         try:
             if frame.error is not None:
                 raise frame.error
@@ -290,6 +291,9 @@ class Renderer:
             self.board.error(f"frame failed: {type(exc).__name__}: {exc}")
             takes.record(None, None, {**frame.meta, "error": str(exc)})  # the take's clock still ticked
             return None
+        coords = frame.job.key[0]
+        if coords != frame.coords and frame.meta:
+            frame.meta["shown"] = {"coords": coords.to_json(), "sculpt": frame.job.key[2].to_json()}
         screen, shown = decoding.on_screen(coords, frame.which, image, frame.resting and frame.view is None)
         now = self.clock.now()
         timing = self._times.frame(frame.input.events, coords, exact or shown == "full", now)

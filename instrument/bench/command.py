@@ -137,7 +137,13 @@ class BenchRun:
 
     def sculpt(self, device: torch.device) -> None:
         """The sculpt rows of ``device``: the live loop with sculpting on, at each ``--sculpt-steps``."""
-        from instrument.bench.sculpt import diffusers_ms, sculpt_line, sculpt_rests, sculpt_sweep
+        from instrument.bench.sculpt import (
+            diffusers_ms,
+            sculpt_kinds,
+            sculpt_line,
+            sculpt_rests,
+            sculpt_sweep,
+        )
         from instrument.devices import resolve_dtype
         from instrument.sculpt.models import random_sculpt_model
 
@@ -147,12 +153,15 @@ class BenchRun:
         ae = self._build("fast", device, dtype)
         model = random_sculpt_model(self.args.sculpt_arch, device=device, dtype=dtype)
         labels = {"device": device.type, "model": model.label, "dtype": DTYPE_NAMES[dtype], "size": size}
-        for steps in (int(s) for s in _csv(self.args.sculpt_steps)):
-            print(f"[{device.type} {size}] sculpting, {steps} step(s), {model.label}...")
+        counts = [int(s) for s in _csv(self.args.sculpt_steps)]
+        runs = [(steps, stream) for steps in counts for stream in sculpt_kinds(steps, gpu)]
+        for steps, stream in runs:
+            print(f"[{device.type} {size}] sculpting, {steps} step(s){' as a stream batch' * stream}, "
+                  f"{model.label}...")
             try:
                 if gpu:
                     row = sculpt_sweep(ae, model, size, self.config, steps=steps, seconds=self.args.seconds,
-                                       progress=lambda t: print("  " + t))
+                                       stream=stream, progress=lambda t: print("  " + t))
                 else:
                     row = sculpt_rests(ae, model, size, self.config, steps=steps, fps=self._live_fps("cpu"),
                                        progress=lambda t: print("  " + t))

@@ -2,7 +2,9 @@
 
 - ``sculpt_sweep`` (a GPU, where every frame is sculpted inline): the live rows' knob sweep with sculpting at
   strength 1 in k steps. Frames per second, and the loop's time per frame beyond the UNet steps and the
-  decode, each timed on the device by its own CUDA events.
+  decode, each timed on the device by its own CUDA events. At k >= 2 steps twice: each frame's k steps one
+  UNet call each (the baseline), and as a stream batch (``sculpt.stream``: one call of k frames' steps a
+  frame, the picture k - 1 frames behind).
 - ``sculpt_rests`` (a CPU, where frames show unsculpted and the sculpt is made in the background at rest):
   the knob moves and rests in turns. The display's frames per second while it moves (sculpting on), and
   after each rest the time until the sculpted frame is on screen against that frame's own work: its UNet
@@ -87,12 +89,20 @@ def diffusers_ms(model: Any, size: int, steps: int, repeats: int) -> float:
 
 
 def sculpt_sweep(ae: Any, model: Any, size: int, config: Config, *, steps: int, seconds: float,
-                 progress: Callable[[str], None] = lambda text: None) -> dict[str, Any]:
+                 stream: bool = False, progress: Callable[[str], None] = lambda text: None) -> dict[str, Any]:
     """The live knob sweep (``sweep.live_sweep``) with every frame sculpted at strength 1 in ``steps``
-    steps: the row, plus ``sculpt``: the UNet's and the decode's own ms a frame and the rest of the loop."""
-    row = live_sweep(ae, size, config, seconds=seconds, sculpt=(model, steps), progress=progress)
+    steps, as a stream batch or not: the row, plus ``sculpt``: the UNet's and the decode's own ms a frame
+    and the rest of the loop, and whether the stream batch ran (``stream``)."""
+    row = live_sweep(ae, size, config, seconds=seconds, sculpt=(model, steps, stream), progress=progress)
     row["steps"] = steps
+    row["stream"] = row["sculpt"]["stream"]
     return row
+
+
+def sculpt_kinds(steps: int, gpu: bool) -> list[bool]:
+    """The sculpt rows of a step count, by ``stream``: on a GPU at k >= 2 the baseline and the stream batch;
+    else the one path there is (a step runs alone; a CPU sculpts in the background)."""
+    return [False, True] if gpu and steps >= 2 else [False]
 
 
 def _move(queue: EventQueue, seconds: float, phase: float) -> float:
@@ -178,7 +188,8 @@ def sculpt_line(row: dict[str, Any]) -> str:
         return (f"sculpt {row['steps']} step(s): moving {row['moving_fps']} fps, sculpted frame on screen "
                 f"within {row['ratio']}x its own UNet + decode (worst of {len(row['rests'])} rests)")
     s = row["sculpt"]
-    return (f"sculpt {s['steps']} step(s): {row['fps']} fps; UNet {s['unet_ms']} ms + decode "
+    how = f", stream batch ({s['steps'] - 1} frames behind)" if row.get("stream") else ""
+    return (f"sculpt {s['steps']} step(s){how}: {row['fps']} fps; UNet {s['unet_ms']} ms + decode "
             f"{s['decode_ms']} ms, loop overhead {s['overhead_ms']} ms a frame")
 
 
@@ -191,7 +202,8 @@ def sculpt_checks(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for r in rows:
         if "error" in r:
             continue
-        where = f"{r['device']} {r['size']}px sculpt {r['steps']} step(s)"
+        how = " stream batch" if r.get("stream") else ""
+        where = f"{r['device']} {r['size']}px sculpt {r['steps']} step(s){how}"
         if "rests" in r:
             out.append(check(f"{where}: display frames/s while moving", r["moving_fps"], ">= 30",
                              r["moving_fps"] >= 30))
@@ -213,7 +225,8 @@ def sculpt_table(rows: list[dict[str, Any]]) -> list[str]:
              "GPU rows: every frame sculpted (strength 1) under the knob sweep; UNet and decode are each "
              "timed on the device. CPU rows: the knob moves and rests in turns; frames show unsculpted while "
              "it moves, and the sculpted frame lands after a rest (its own work: the UNet steps in the "
-             "sculptor's thread plus its decode).", "",
+             "sculptor's thread plus its decode). Steps \"k stream batch\": one UNet call of k frames' "
+             "steps a frame, the picture k - 1 frames behind; the row before it: one call a step.", "",
              "| device | model | dtype | size | steps | frames/s | UNet ms | decode ms | loop overhead ms "
              "| diffusers eager ms | on screen after rest ms (p50) | x own work (worst) |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -231,6 +244,7 @@ def sculpt_table(rows: list[dict[str, Any]]) -> list[str]:
                          f"{base_text} | {r['on_screen'].get('median_ms', 0):.1f} | {r['ratio']} |")
             continue
         s = r["sculpt"]
-        lines.append(f"{head}{s['steps']} | {r['fps']} | {s['unet_ms']} | {s['decode_ms']} | "
+        steps = f"{s['steps']} stream batch" if r.get("stream") else s["steps"]
+        lines.append(f"{head}{steps} | {r['fps']} | {s['unet_ms']} | {s['decode_ms']} | "
                      f"{s['overhead_ms']} | {base_text} | — | — |")
     return lines + [""]

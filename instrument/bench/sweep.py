@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import functools
 import statistics
 import threading
 import time
@@ -100,11 +101,13 @@ class CountingMailbox(Mailbox):
 @contextlib.contextmanager
 def running_renderer(config: Config, decoders: tuple[Any, Any], anchors: torch.Tensor, mapping: Any,
                      queue: EventQueue, mailbox: Mailbox, *, accelerated: bool = True,
-                     timed_latents: str | None = None, sculpt_model: Any = None) -> Iterator[Any]:
+                     timed_latents: str | None = None, sculpt_model: Any = None,
+                     sculpting: Callable[..., Any] | None = None) -> Iterator[Any]:
     """The render thread as play runs it on ``decoders`` = (fast, full or None) and ``anchors``, started;
     stopped and joined on leaving. ``accelerated=False``: no frame pipeline (the plain decode).
     ``timed_latents``: decode every frame through ``timed_decoding(timed_latents)`` instead of play's own
-    decode stage. ``sculpt_model``: the session sculpts with it (``sculpt.SculptModel``)."""
+    decode stage. ``sculpt_model``: the session sculpts with it (``sculpt.SculptModel``), in the stage
+    ``sculpting`` makes (default: play's, ``loop.sculpting.build_sculpting``)."""
     from instrument.loop.controls import Controls
     from instrument.render import Renderer
 
@@ -116,6 +119,8 @@ def running_renderer(config: Config, decoders: tuple[Any, Any], anchors: torch.T
         factories["pipeline"] = lambda *a, **k: None
     if timed_latents is not None:
         factories["decoding"] = timed_decoding(timed_latents)
+    if sculpting is not None:
+        factories["sculpting"] = sculpting
     renderer = Renderer(config, queue=queue, mailbox=mailbox, load=load,
                         controls=lambda: Controls(mapping, queue=queue), **factories)
     try:
@@ -258,7 +263,7 @@ def _sweep_mapping(full: bool, sculpt_steps: int = 0) -> Any:
 def live_sweep(ae: Any, size: int, config: Config, *, seconds: float, warmup_s: float = 2.0,
                fps: float = FLAT_OUT_FPS, accelerated: bool = True, sample_every: float = 0.0,
                progressive: bool | None = None, anchors_on: str = "device", latents: str = "fast",
-               fast: Any = None, sculpt: tuple[Any, int] | None = None,
+               fast: Any = None, sculpt: tuple[Any, int, bool] | None = None,
                progress: Callable[[str], None] = lambda text: None) -> dict[str, Any]:
     """Run the real render thread on ``ae`` (as its fast decoder) at ``size`` for ``warmup_s + seconds``
     under a knob sweep; measure what reached the mailbox during the last ``seconds``.
@@ -278,8 +283,9 @@ def live_sweep(ae: Any, size: int, config: Config, *, seconds: float, warmup_s: 
     (FastLatents' latent made by eager kernels, then decoded) or "latent_at" (the same function, the general
     geometry); progressive rows always use the render thread's own.
     The row splits each frame's time (``in_loop``): the latent, the decode (latent in -> uint8 out) and the
-    rest of the loop. ``sculpt`` = (model, steps): every frame is sculpted at strength 1 (``bench.sculpt``);
-    the row's ``sculpt`` then splits a frame into the UNet's and the decode's own time and the rest.
+    rest of the loop. ``sculpt`` = (model, steps, stream): every frame is sculpted at strength 1
+    (``bench.sculpt``), as a stream batch or not; the row's ``sculpt`` then splits a frame into the UNet's and
+    the decode's own time and the rest.
     """
     device = torch.device(ae.device)
     if progressive is None:
@@ -296,7 +302,8 @@ def live_sweep(ae: Any, size: int, config: Config, *, seconds: float, warmup_s: 
     try:
         with running_renderer(cfg, decoders, anchors, mapping, queue, mailbox, accelerated=accelerated,
                               timed_latents=None if progressive else latents,
-                              sculpt_model=sculpt[0] if sculpt else None) as renderer:
+                              sculpt_model=sculpt[0] if sculpt else None,
+                              sculpting=_sculpt_stage(*sculpt[1:]) if sculpt else None) as renderer:
             window = _measure(renderer, queue, mailbox, device, row, seconds=seconds, warmup_s=warmup_s,
                               sample_every=sample_every, progress=progress)
     finally:
@@ -323,6 +330,13 @@ def live_sweep(ae: Any, size: int, config: Config, *, seconds: float, warmup_s: 
     return row
 
 
+def _sculpt_stage(steps: int, stream: bool) -> Callable[..., Any]:
+    """Play's sculpt stage, the stream batch on or off, warmed up for ``steps`` (before the timing starts)."""
+    from instrument.loop.sculpting import build_sculpting
+
+    return functools.partial(build_sculpting, stream=stream, warm_steps=(steps,))
+
+
 def _sculpt_split(decoding: Any, fps: float, steps: int) -> dict[str, Any]:
     """A sculpted frame's time: the UNet steps and the decode, each on the device's own clock, and the rest
     of the frame period (the loop's overhead)."""
@@ -331,7 +345,9 @@ def _sculpt_split(decoding: Any, fps: float, steps: int) -> dict[str, Any]:
         raise RuntimeError("the render thread made no sculpt stage (see its errors)")
     period = 1000 / fps if fps else float("inf")
     unet_ms, decode_ms = stage.sculptor.device_seconds * 1000, decoding.fast_frames.device_seconds * 1000
-    return {"steps": steps, "sculptor": stage.sculptor.describe(), "unet_ms": round(unet_ms, 3),
+    streamed = stage.stream is not None and stage.stream.calls > 0  # (1 step never streams)
+    return {"steps": steps, "sculptor": stage.sculptor.describe(), "stream": streamed,
+            "unet_ms": round(unet_ms, 3),
             "decode_ms": round(decode_ms, 3), "frame_period_ms": round(period, 3),
             "overhead_ms": round(period - unet_ms - decode_ms, 3)}
 

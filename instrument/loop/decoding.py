@@ -5,7 +5,9 @@ cache. ``begin(coords, which) -> DecodeJob`` starts a frame and ``finish(job)`` 
 read the next frame's controls while a GPU decodes; on a CPU, ``progressive`` answers at once with a blend of
 the nearest decoded frames while the exact frame decodes in the background (``framecache.Progressive``).
 A frame with a sculpt ``view`` (``loop.sculpting``) is keyed by it too, and sculpted before its decode where
-the stage runs inline; elsewhere it shows unsculpted until the stage's background has made it.
+the stage runs inline; elsewhere it shows unsculpted until the stage's background has made it. Inline, the
+stage's stream batch may show an earlier frame's sculpt: the job's ``key`` is then that frame's, and the
+picture is cached, published and recorded as that frame's.
 """
 
 from __future__ import annotations
@@ -159,6 +161,7 @@ class Decoding:
         if view is not None and self.sculpting is not None:
             image = self.cache.get(self.key(coords, which, view))
             if image is not None:
+                self.sculpting.flush()
                 return DecodeJob(self.key(coords, which, view), result=(image, True))
             if self.sculpting.inline:
                 return self._begin_sculpted(coords, which, view)
@@ -181,13 +184,14 @@ class Decoding:
         return job
 
     def _begin_sculpted(self, coords: Coords, which: str, view: Any) -> DecodeJob:
-        key = self.key(coords, which, view)
-        job = DecodeJob(key, began=time.perf_counter())
-        if key[1] == "full":
+        which = self.which(which)
+        if which == "full":
             self.refinement.settle()
+        began = time.perf_counter()
         # (the sculptor runs under no_grad, as it was compiled and captured: not in inference mode)
-        latent, job.sculpt = self.sculpting.launch(self.latent(coords), view)
-        frames = self.fast_frames if key[1] == "fast" else self.full_frames
+        latent, sculpt, (shown, view) = self.sculpting.launch(self.latent(coords), view, coords)
+        job = DecodeJob(self.key(shown, which, view), began=began, sculpt=sculpt)
+        frames = self.fast_frames if which == "fast" else self.full_frames
         shared = self.progressive is not None and frames is self.fast_frames  # (its decodes are in flight)
         if frames is not None and frames.asynchronous and not shared:
             frames.launch(latent)
@@ -195,7 +199,7 @@ class Decoding:
         else:
             if shared:
                 self.progressive.flush()
-            job.result = (self.picture(latent, key[1]), True)
+            job.result = (self.picture(latent, which), True)
         return job
 
     def time_left(self, job: DecodeJob) -> float:

@@ -11,6 +11,14 @@ How it runs depends on the device (``Sculpting.inline``):
 - inline (CUDA, MPS, and a CPU sculptor without its thread, as ``render`` uses): ``Decoding`` sculpts every
   frame (``launch``) and decodes its view; on CUDA the steps and the decode are queued on the stream back to
   back, and ``settle`` checks the sculpt once the frame is in (a non-finite one is made again in fp32).
+  With the sculptor's ``stream`` option (on by default on CUDA) a sculpt of k >= 2 steps runs as a stream
+  batch (``sculpt.stream``): one UNet call a frame, and the picture is the sculpt of the frame k - 1 before.
+  ``launch`` says which frame that is, and the loop publishes, caches and records the picture as that
+  frame's (its coordinates and View), so that the HUD and the takes stay true. A View that shows a step
+  (``step_view``: every step of one frame) is sculpted whole, and so is the first frame after anything that
+  flushes the stream (``StreamBatch``; a frame from the cache flushes it too: it is newer than the frames in
+  flight). So a knob that moves from rest (still frames come from the cache) shows its first frame at once;
+  only a moving picture trails.
 - in the background (a CPU, where the steps take longer than a frame): frames are shown unsculpted at the
   display's rate; when the controls rest on a point (a frame with the key of the frame before it),
   ``Backdrop`` sculpts it in the Sculptor's thread and decodes it on a frame pipeline of its own, and the loop
@@ -42,6 +50,8 @@ from instrument.sculpt import (
     Sculptor,
     SculptResult,
     SculptSettings,
+    StreamBatch,
+    default_sculpt_options,
 )
 
 log = logging.getLogger("instrument.render")
@@ -167,6 +177,7 @@ class Sculpting:
         self._cuda = sculptor.device.type == "cuda"
         self.inline = self._cuda or not sculptor.asynchronous
         self.backdrop = None if self.inline else Backdrop(self, frames)
+        self.stream = StreamBatch(sculptor) if self.inline and sculptor.options.stream else None
         self.strip = Strip()
         self._last: tuple[tuple, SculptResult] | None = None  # ((coords, settings), result): the newest
         self._previous: tuple | None = None  # the frame key of the frame before
@@ -187,14 +198,36 @@ class Sculpting:
         settings = SculptSettings.from_params(numbers, texts)
         return make_view(settings, int(values.get("step_view", 0)), bool(values.get("step_noisy", False)))
 
-    def launch(self, latent: torch.Tensor, view: View) -> tuple[torch.Tensor, SculptJob]:
-        """Inline: start sculpting ``latent`` [C, h, w]. Returns (the latent to decode: queued on the device's
-        stream where the device allows it, else made now; the job, for ``settle``)."""
-        job = self.sculptor.begin(latent, view.settings)
+    def launch(self, latent: torch.Tensor, view: View,
+               coords: Any) -> tuple[torch.Tensor, SculptJob, tuple[Any, View]]:
+        """Inline: start sculpting ``latent`` [C, h, w], the frame at ``coords``. Returns (the latent to
+        decode: queued on the device's stream where the device allows it, else made now; the job, for
+        ``settle``; (coords, View) of the frame it shows: this one, or with the stream batch an earlier
+        one)."""
+        if self.stream is not None and view.step == 0:
+            job, (coords, view) = self.stream.push(latent, view.settings, (coords, view))
+        else:
+            self.flush()
+            job = self.sculptor.begin(latent, view.settings)
         queued = self.sculptor.queued_view(job, view.step, view.noisy)
         if queued is None:
             queued = view.of(self.sculptor.finish(job))
-        return queued, job
+        return queued, job, (coords, view)
+
+    def flush(self) -> None:
+        """The frame on screen is newer than the stream batch's frames in flight (or of another kind): drop
+        them, so that the picture never steps back in time."""
+        if self.stream is not None:
+            self.stream.flush()
+
+    def warmup(self, steps: Sequence[int]) -> None:
+        """Compile and capture now what the first frames would: one step, and the stream batch of each of
+        ``steps`` (those >= 2) where there is one."""
+        self.sculptor.warmup()
+        if self.stream is not None:
+            for k in steps:
+                if k >= 2:
+                    self.stream.warmup(k)
 
     def settle(self, job: SculptJob, coords: Any, view: View) -> torch.Tensor | None:
         """Inline, once the frame of ``launch`` is decoded: finish its sculpt. Returns a latent to decode
@@ -235,7 +268,10 @@ class Sculpting:
                     resting: bool) -> np.ndarray | None:
         """Spare time after a frame at ``coords`` (``shown_key``: the key of the picture shown, None if it
         failed): the background sculpt, the strip, the caption. Returns a sculpted frame of this very point
-        that just landed (the loop shows it), else None."""
+        that just landed (the loop shows it), else None. Inline, the strip and the caption follow the frame
+        whose sculpt is on screen (the stream batch's is an earlier frame's)."""
+        if self.backdrop is None and shown_key is not None and len(shown_key) == 3:
+            coords, view = shown_key[0], shown_key[2]
         key = self.decoding.key(coords, which, view)
         still, self._previous = key == self._previous, key
         landed = None
@@ -276,6 +312,8 @@ class Sculpting:
         what = f"{s.steps} step{'s' * (s.steps > 1)} at {s.strength:.2f}"
         if view.step:
             what += f", showing step {view.step} ({'x_t' if view.noisy else 'x0'})"
+        elif self.stream is not None and self.stream.delay:
+            what += f", stream batch ({self.stream.delay} frame{'s' * (self.stream.delay > 1)} behind)"
         self._shown_step = view.step or s.steps
         if shown_key is not None and len(shown_key) == 3:
             self._caption = f"sculpted: {what}"
@@ -407,16 +445,21 @@ class Backdrop:
             self.frames.close()
 
 
-def sculpt_options(device: torch.device, background: bool) -> SculptOptions | None:
+def sculpt_options(device: torch.device, background: bool, stream: bool | None = None) -> SculptOptions:
     """The sculptor's options: the device's defaults (``sculpt.default_sculpt_options``), without the CPU
-    thread when not ``background`` (a re-render sculpts every frame in turn)."""
+    thread when not ``background`` (a re-render sculpts every frame in turn); ``stream`` True or False
+    turns the stream batch on or off (None: the device's default) where the stage runs inline (the CPU's
+    sculpt thread makes one still frame at a time: nothing to stream)."""
+    options = default_sculpt_options(device)
     if device.type == "cpu" and not background:
-        return SculptOptions(background=False)
-    return None
+        options = dataclasses.replace(options, background=False)
+    stream = options.stream if stream is None else stream
+    return dataclasses.replace(options, stream=stream and not (device.type == "cpu" and options.background))
 
 
 def build_sculpting(model: Any, decoding: Any, *, names: Sequence[str], prompt: str = "",
                     frames: Callable[[], Any] | None = None, background: bool = True,
+                    stream: bool | None = None, warm_steps: Sequence[int] = (2, 3, 4),
                     prompt_cache_dir: Any = None, error: Callable[[str], None] = log.error,
                     say: Callable[[str], None] = lambda text: None) -> Sculpting | None:
     """The sculpt stage for ``decoding`` with ``model`` (a ``sculpt.SculptModel``; None: no stage), or None
@@ -425,13 +468,15 @@ def build_sculpting(model: Any, decoding: Any, *, names: Sequence[str], prompt: 
     ``names``: the anchors' names (prompt anchors carry the prompts); ``prompt``: the prompt without them.
     Prompt embeddings are computed here, once (cached on disk), never per frame. ``frames()`` makes the
     pipeline of the background's sculpted frames (a CPU); ``background`` False sculpts inline on a CPU too.
-    On CUDA the UNet is compiled and captured here (the first start takes a while).
+    ``stream``: the stream batch on or off (None: on where the device's default has it, CUDA). On CUDA the
+    UNet is compiled and captured here (the first start takes a while), for one step and for the stream
+    batch of each of ``warm_steps`` (another step count compiles when first played).
     """
     from instrument.decoders.autoencoder import ModelLoadError
 
     if model is None:
         return None
-    options = sculpt_options(model.device, background)
+    options = sculpt_options(model.device, background, stream)
     try:
         sculptor = Sculptor(model, tuple(decoding.anchors.shape[1:]), family=decoding.fast.family,
                             options=options, prompt_cache_dir=prompt_cache_dir)
@@ -447,8 +492,10 @@ def build_sculpting(model: Any, decoding: Any, *, names: Sequence[str], prompt: 
     except Exception as exc:  # (no tokenizer offline, a broken encoder): the geometry still sculpts
         error(f"prompts off ({type(exc).__name__}: {exc}); sculpting without a prompt")
         prompts = Prompts()
+    # (stream_batch: a frame of k >= 2 steps may show the sculpt of the frame k - 1 before it; its line in the
+    # take's frames.jsonl then says which, as "shown")
     source = {"model": model.source, "lora": model.lora, "label": model.label, "family": model.family.name,
-              **prompts.to_json()}
+              "stream_batch": options.stream, **prompts.to_json()}
     background = None
     if model.device.type != "cuda" and sculptor.asynchronous:
         background = frames() if frames is not None else None
@@ -459,7 +506,7 @@ def build_sculpting(model: Any, decoding: Any, *, names: Sequence[str], prompt: 
     stage = Sculpting(sculptor, decoding, prompts, source=source, frames=background, error=error)
     if model.device.type == "cuda":
         say(f"preparing the sculpt model {model.label} (compiling: the first start takes a while)")
-        sculptor.warmup()
+        stage.warmup(warm_steps)
     return stage
 
 
@@ -508,7 +555,7 @@ def take_sculpting(sidecar: dict[str, Any], decoding: Any, config: Any, *, model
         error(f"the sculpt model {source}: {exc}")
         raise
     return build_sculpting(loaded, decoding, names=sidecar.get("anchors", []), prompt=config.prompt,
-                           background=False, error=error)
+                           background=False, stream=False, error=error)  # (each frame sculpted whole)
 
 
 def write_step_frames(stage: Sculpting, out: Any, name: str, coords: Any, which: str, view: View) -> None:

@@ -5,7 +5,8 @@ the frame's time and the decoder.
 the stage (``sculptor.py``: begin / ready / finish / drop); ``SculptSettings`` are its controls and
 ``SculptResult`` its output, with every step's x_t and predicted x0 (``settings.py``). The pieces:
 ``schedule`` (timesteps and step coefficients), ``steps`` (the step function and its fixed-shape runner),
-``noise`` (seeded, slerp-mixed noise), ``prompts`` (text embeddings cached on disk), ``sources``,
+``stream`` (the live loop's stream batch: several frames' steps in one UNet call), ``noise`` (seeded,
+slerp-mixed noise), ``prompts`` (text embeddings cached on disk), ``sources``,
 ``single_file``, ``hub`` and ``lora`` (where models come from).
 """
 
@@ -21,6 +22,7 @@ from instrument.sculpt.sculptor import (
     default_sculpt_options,
 )
 from instrument.sculpt.settings import MAX_STEPS, SculptResult, SculptSettings
+from instrument.sculpt.stream import StreamBatch
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -34,6 +36,7 @@ __all__ = [
     "SculptResult",
     "SculptSettings",
     "Sculptor",
+    "StreamBatch",
     "default_sculpt_options",
     "load_sculpt_model",
     "noise_at",

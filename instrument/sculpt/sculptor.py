@@ -14,6 +14,8 @@ API (for the render thread; build and call it from that one thread):
   thread), the latent ``result.view(step, noisy)`` will be, already, as a tensor that later work on the same
   stream may read (a decode queued behind the steps); None for a job of the CPU thread.
 - ``warmup(settings)``: compile and capture now; ``describe()`` for the HUD; ``close()`` (in a finally).
+- For ``sculpt.stream.StreamBatch`` (several frames' steps in one UNet call): ``inputs(latent, settings)``,
+  a sculpt's tensors on the device, and ``runner(batch, guided, per_row)``, the step runner of a shape.
 
 A result is never NaN/Inf: a non-finite sculpt in fp16/bf16 moves the UNet to fp32 for good (with a warning)
 and is sculpted again; in fp32 it raises NonFiniteSculpt (the loop shows the unsculpted frame).
@@ -59,25 +61,29 @@ class Dropped(RuntimeError):
 @dataclass(frozen=True)
 class SculptOptions:
     """Speed switches: ``compile`` (one of COMPILE_MODES), ``cuda_graphs`` (our capture of one step),
-    ``channels_last`` (the UNet's memory layout), ``background`` (CPU: sculpt in a thread of its own)."""
+    ``channels_last`` (the UNet's memory layout), ``background`` (CPU: sculpt in a thread of its own),
+    ``stream`` (the live loop's inline sculpts of k >= 2 steps as a stream batch: ``sculpt.stream``)."""
 
     compile: str = "off"
     cuda_graphs: bool = False
     channels_last: bool = False
     background: bool = False
+    stream: bool = False
 
     def describe(self) -> str:
         parts = [f"compile={self.compile}"] if self.compile != "off" else []
         parts += ["cuda_graph"] * self.cuda_graphs + ["channels_last"] * self.channels_last
+        parts += ["stream_batch"] * self.stream
         return " ".join(parts) or "eager"
 
 
 def default_sculpt_options(device: torch.device | str) -> SculptOptions:
-    """CUDA: compiled and captured; MPS: eager (torch.compile there is young); CPU: eager, in the background
-    (compiling takes minutes on a small CPU, and a sculpt takes longer than a frame)."""
+    """CUDA: compiled and captured, live sculpts as a stream batch; MPS: eager (torch.compile there is young);
+    CPU: eager, in the background (compiling takes minutes on a small CPU, and a sculpt takes longer than a
+    frame)."""
     kind = torch.device(device).type
     if kind == "cuda":
-        return SculptOptions(compile="default", cuda_graphs=True)
+        return SculptOptions(compile="default", cuda_graphs=True, stream=True)
     return SculptOptions(background=kind == "cpu")
 
 
@@ -118,7 +124,7 @@ class Sculptor:
         self.device_seconds = 0.0  # running estimate of one sculpt's time on the device (or its thread)
         self.fallbacks = 0
         self._cuda = self.device.type == "cuda"
-        self._runners: dict[tuple[int, bool], StepRunner] = {}
+        self._runners: dict[tuple[int, bool, bool], StepRunner] = {}
         self._cache: OrderedDict[tuple, Tensor | tuple[Tensor, Tensor]] = OrderedDict()
         self._built = False
         self._worker: threading.Thread | None = None
@@ -146,7 +152,7 @@ class Sculptor:
             job.result = SculptResult(latent, empty, empty, settings)
             return job
         self._build()
-        job.inputs = self._inputs(latent, settings)
+        job.inputs = self.inputs(latent, settings)
         if self._worker is not None:
             job.done = threading.Event()
             self._jobs.put(job)
@@ -221,8 +227,10 @@ class Sculptor:
 
     # -- inputs --------------------------------------------------------------------------------------------
 
-    def _inputs(self, latent: Tensor, settings: SculptSettings) -> tuple:
-        """(latent [B, C, h, w], noise, emb, ts, coefs, guided) on the device, for the runner."""
+    def inputs(self, latent: Tensor, settings: SculptSettings) -> tuple:
+        """(latent [B, C, h, w], noise [B, C, h, w] (one noise, expanded), emb [B or 2B, L, D], ts [k],
+        coefs [k, len(COEFFICIENTS)], guided) on the device, for a runner; the noise, the embedding and the
+        step table are cached (the same settings give the same tensors)."""
         batch = latent.detach().reshape(-1, *self.latent_shape).to(self.device, torch.float32)
         guided = (not self.model.distilled) and settings.guidance > 1.0 and settings.prompted
         s = settings
@@ -268,8 +276,10 @@ class Sculptor:
             self._hooks = dropping_hooks(self)
             self._worker.start()
 
-    def _runner(self, batch: int, guided: bool) -> StepRunner:
-        runner = self._runners.get((batch, guided))
+    def runner(self, batch: int, guided: bool, per_row: bool = False) -> StepRunner:
+        """The step runner of ``batch`` rows (``per_row``: a timestep and coefficients per row), built (and on
+        CUDA compiled and captured) on first use."""
+        runner = self._runners.get((batch, guided, per_row))
         if runner is None:
             plain = self.fallbacks > 0  # after a non-finite sculpt: fp32, eager
             step = make_step(self.model.unet, self.model.dtype, guided, self.options.channels_last)
@@ -281,15 +291,15 @@ class Sculptor:
             graphs = self.options.cuda_graphs and self._cuda and not plain
             with torch.no_grad():
                 runner = StepRunner(step, (batch, *self.latent_shape), emb_shape, len(COEFFICIENTS),
-                                    self.device, self.model.dtype, graphs)
-            self._runners[(batch, guided)] = runner
+                                    self.device, self.model.dtype, graphs, per_row)
+            self._runners[(batch, guided, per_row)] = runner
         return runner
 
     def _launch(self, job: SculptJob) -> None:
         """Queue ``job``'s steps (CUDA, MPS: on the device's stream) or run them (CPU)."""
         latent, noise, emb, ts, coefs, guided = job.inputs
         with torch.no_grad():
-            runner = self._runner(latent.shape[0], guided)  # (the first of a shape compiles: not timed)
+            runner = self.runner(latent.shape[0], guided)  # (the first of a shape compiles: not timed)
             began = time.perf_counter()
             if self._cuda:
                 job.events = (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))

@@ -5,6 +5,9 @@ step to step or frame to frame (the timestep, the coefficient row, the latent, t
 embedding) is a tensor argument, so one compiled function, and one CUDA graph of it, serves every step of
 every sculpt of a given batch size. ``StepRunner`` holds that function's static input buffers (the graph
 reads them in place) and runs the k steps, keeping each step's x_t and x0.
+
+The timestep and the coefficients are one for the whole batch (a batch of frames at one step), or one per row
+(``per_row``: the stream batch of ``sculpt.stream``, each row a frame at a step of its own).
 """
 
 from __future__ import annotations
@@ -21,25 +24,28 @@ def make_step(unet: nn.Module, dtype: torch.dtype, guided: bool, channels_last: 
     """The step ``(x, noise, emb, t, coef) -> (x_t, x0, next, finite)``.
 
     x, noise: float32 [B, C, h, w]; emb: [B, L, D] in ``dtype`` ([2B, L, D] when ``guided``: the empty
-    prompt's rows, then the prompt's); t: float32 scalar; coef: float32 [len(COEFFICIENTS)]. Returns x_t and
-    x0 (float32 [B, C, h, w]: the step's noisy input and its predicted clean latent), the next step's input,
-    and whether x0 is finite (bool scalar). The UNet runs in ``dtype``; the update in float32.
+    prompt's rows, then the prompt's); t: float32 scalar, or [B] (a timestep per row); coef: float32
+    [len(COEFFICIENTS)], or [B, len(COEFFICIENTS)] (a row per row). Returns x_t and x0 (float32 [B, C, h, w]:
+    the step's noisy input and its predicted clean latent), the next step's input, and whether x0 is finite
+    (bool scalar, all rows). The UNet runs in ``dtype``; the update in float32.
     """
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
     def step(x: Tensor, noise: Tensor, emb: Tensor, t: Tensor, coef: Tensor):
-        x_t = coef[0] * x + coef[1] * noise
+        c = coef.reshape(-1, coef.shape[-1], 1, 1, 1).unbind(1)  # each [1 or B, 1, 1, 1]: broadcasts per row
+        x_t = c[0] * x + c[1] * noise
         sample = x_t.to(dtype).contiguous(memory_format=memory_format)
         if guided:
             sample = torch.cat([sample, sample])
+            t = torch.cat([t, t]) if t.ndim else t
         out = unet(sample, t, encoder_hidden_states=emb, return_dict=False)[0].float()
         if guided:
             unconditioned, conditioned = out.chunk(2)
-            out = unconditioned + coef[11] * (conditioned - unconditioned)
-        x0 = coef[2] * x_t + coef[3] * out
-        eps = coef[4] * x_t + coef[5] * out
-        denoised = coef[6] * x_t + coef[7] * x0
-        following = coef[8] * denoised + coef[9] * eps + coef[10] * noise
+            out = unconditioned + c[11] * (conditioned - unconditioned)
+        x0 = c[2] * x_t + c[3] * out
+        eps = c[4] * x_t + c[5] * out
+        denoised = c[6] * x_t + c[7] * x0
+        following = c[8] * denoised + c[9] * eps + c[10] * noise
         return x_t, denoised, following, torch.isfinite(denoised).all()
 
     return step
@@ -48,19 +54,22 @@ def make_step(unet: nn.Module, dtype: torch.dtype, guided: bool, channels_last: 
 class StepRunner:
     """k steps of one fixed shape on one device: eager, compiled, or replayed from a CUDA graph (``graphs``).
 
-    ``latent_shape`` = [B, C, h, w]; ``emb_shape`` = [B or 2B, L, D]. Build it on the thread that will use
-    it; with ``graphs`` the constructor compiles and captures (seconds to minutes on the first shape).
+    ``latent_shape`` = [B, C, h, w]; ``emb_shape`` = [B or 2B, L, D]; ``per_row``: ``t`` is [B] and ``coef``
+    [B, coefficients] (else a scalar and [coefficients]). Build it on the thread that will use it; with
+    ``graphs`` the constructor compiles and captures (seconds to minutes on the first shape).
     """
 
     def __init__(self, step: StepFn, latent_shape: tuple[int, ...], emb_shape: tuple[int, ...],
-                 coefficients: int, device: torch.device, dtype: torch.dtype, graphs: bool) -> None:
+                 coefficients: int, device: torch.device, dtype: torch.dtype, graphs: bool,
+                 per_row: bool = False) -> None:
         self.step = step
         self.latent_shape = tuple(latent_shape)
+        rows = (latent_shape[0],) if per_row else ()
         self.x = torch.randn(latent_shape, device=device)
         self.noise = torch.randn(latent_shape, device=device)
         self.emb = torch.zeros(emb_shape, device=device, dtype=dtype)
-        self.t = torch.tensor(500.0, device=device)
-        self.coef = torch.full((coefficients,), 0.5, device=device)
+        self.t = torch.full(rows, 500.0, device=device)
+        self.coef = torch.full((*rows, coefficients), 0.5, device=device)
         self.graph: torch.cuda.CUDAGraph | None = None
         self.outputs: tuple[Tensor, ...] | None = None  # the graph's, which it rewrites in place
         if graphs:
@@ -76,6 +85,14 @@ class StepRunner:
 
     def _call(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         return self.step(self.x, self.noise, self.emb, self.t, self.coef)
+
+    def once(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """One step on the buffers as they stand -> (x_t, x0, next, finite) of ``make_step``, queued on the
+        device's stream. With a graph these are its own output tensors, rewritten by the next replay."""
+        if self.graph is not None:
+            self.graph.replay()
+            return self.outputs
+        return self._call()
 
     def run(self, latent: Tensor, noise: Tensor, emb: Tensor, ts: Tensor, coefs: Tensor,
             cancelled: Callable[[], bool] | None = None) -> tuple[Tensor, Tensor, Tensor] | None:
@@ -94,11 +111,7 @@ class StepRunner:
                 return None
             self.t.copy_(ts[i])
             self.coef.copy_(coefs[i])
-            if self.graph is not None:
-                self.graph.replay()
-                x_t, x0, following, ok = self.outputs
-            else:
-                x_t, x0, following, ok = self._call()
+            x_t, x0, following, ok = self.once()
             xts[i].copy_(x_t)
             x0s[i].copy_(x0)
             finite &= ok

@@ -64,16 +64,17 @@ def every_frame_decoded(*args, **kwargs):
 
 
 def renderer_for(decoder, model, tmp_path, *, sculpt=0.75, inline=True, record=None, clock=None,
-                 names=("a", "b"), latents=None):
-    """A renderer stepped by hand: inline sculpting (every frame sculpted, as on a GPU), or the CPU's own
-    path (unsculpted blends at once, the sculpted frame from the background at rest)."""
+                 names=("a", "b"), latents=None, stream=False):
+    """A renderer stepped by hand: inline sculpting (every frame sculpted, as on a GPU; ``stream``: as a
+    stream batch, as on a GPU), or the CPU's own path (unsculpted blends at once, the sculpted frame from the
+    background at rest)."""
     mapping, errors = parse_mapping(MAPPING.format(sculpt=sculpt), "sculpt.yaml")
     assert not errors
     queue, mailbox = EventQueue(), Mailbox()
     latents = anchors() if latents is None else latents
     load = (lambda say: (decoder, None, latents.clone(), list(names), [], model)) if model is not None else \
         (lambda say: (decoder, None, latents.clone(), list(names), []))
-    inline_stage = functools.partial(build_sculpting, background=False)
+    inline_stage = functools.partial(build_sculpting, background=False, stream=stream)
     factories = dict(decoding=every_frame_decoded, sculpting=inline_stage) if inline else {}
     config = Config(size=(SIZE, SIZE), fps=20.0, full_model="none", record_root=str(tmp_path / "takes"),
                     cache_dir=str(tmp_path / "cache"))
@@ -146,6 +147,57 @@ def test_inline_every_frame_is_sculpted_and_step_view_shows_a_step(decoder, turb
     finally:
         renderer.close()
     assert renderer.failure is None and not renderer.board.errors
+
+
+def assert_close_images(a: np.ndarray, b: np.ndarray) -> None:
+    """The same picture up to the float rounding of a batched UNet call (a level of uint8 at most)."""
+    assert a.shape == b.shape and np.abs(a.astype(int) - b.astype(int)).max() <= 1
+
+
+def test_inline_stream_batch_shows_publishes_and_records_the_frame_whose_sculpt_it_is(decoder, turbo,
+                                                                                     tmp_path):
+    """Inline with the stream batch (2 steps: one frame behind): a moving knob shows, at each frame, the
+    sculpt of the frame before, published and recorded with that frame's coordinates; at rest the picture
+    comes to the point's own sculpt; a step view sculpts each frame whole, with no delay."""
+    from instrument.performance import Coords
+    from instrument.recorder import FRAMES, read_jsonl
+
+    calls = count_calls(turbo.unet)
+    renderer, queue, mailbox = renderer_for(decoder, turbo, tmp_path, record=str(tmp_path / "take"),
+                                            stream=True)
+    renderer.prepare()
+    try:
+        stage = renderer.decoding.sculpting
+        assert stage.stream is not None and "stream_batch" in stage.sculptor.describe()
+        published = []
+        for n in range(6):
+            queue.put(cc(1, 5 + 20 * n, renderer.clock.now()))
+            renderer.step()
+            published.append(mailbox.latest())
+        assert "stream batch (1 frame behind)" in renderer.status.sculpt
+        assert calls[:2] == [1, 1] and calls[2:] == [2] * 5  # a refill, then one call of 2 a frame
+        renderer.run_frames(3)  # at rest
+        rest = mailbox.latest()
+        queue.put(cc(4, 16, renderer.clock.now()))  # step_view 1: every step of one frame
+        renderer.run_frames(2)
+        stepped = mailbox.latest()
+        assert stage.stream.delay == 0
+    finally:
+        renderer.close()
+    assert renderer.failure is None and not renderer.board.errors
+    lines = read_jsonl(renderer.takes[0] / FRAMES)
+    assert "shown" not in lines[0]  # the refill shows its own frame
+    settings = SculptSettings(strength=0.75, steps=2)
+    for n in range(1, 6):
+        shown = lines[n]["shown"]
+        assert shown["coords"] == lines[n - 1]["coords"] != lines[n]["coords"]
+        assert shown["sculpt"]["steps"] == 2 and Coords.from_json(shown["coords"]) == published[n].coords
+        want = expected_frame(renderer, turbo, published[n].coords, settings)
+        assert_close_images(published[n].image, want)
+    assert rest.coords == Coords.from_json(lines[5]["coords"]) and "shown" not in lines[-1]
+    assert_close_images(rest.image, expected_frame(renderer, turbo, rest.coords, settings))
+    assert stepped.coords == rest.coords
+    assert np.array_equal(stepped.image, expected_frame(renderer, turbo, rest.coords, settings, step=1))
 
 
 def test_cpu_shows_unsculpted_at_once_and_the_sculpted_frame_when_the_controls_rest(decoder, turbo,
