@@ -137,8 +137,6 @@ class StreamBatch:
                 events[0].record()
             x_t, x0, following, finite = runner.once()
             xts, x0s = x_t.clone(), x0.clone()  # (a graph's outputs are rewritten by its next replay)
-            if events is not None:
-                events[1].record()
         self._carry = following[:-1]  # (read by the next call before it replays)
         self._finite.append(finite)
         while len(self._finite) > k:
@@ -152,6 +150,10 @@ class StreamBatch:
         outputs = done.outputs or (torch.stack(done.xts)[:, None], torch.stack(done.x0s)[:, None],
                                    torch.stack(list(self._finite)).all())
         job = SculptJob(done.settings, done.latent, inputs=done.inputs, outputs=outputs, events=events)
+        if events is not None:  # (the flag read from pinned memory: see Sculptor._launch)
+            job.finite = torch.empty((), dtype=torch.bool, pin_memory=True)
+            job.finite.copy_(outputs[2], non_blocking=True)
+            events[1].record()
         job.seconds = time.perf_counter() - began
         return job, done.tag
 
