@@ -32,6 +32,9 @@ ALLOWED = frozenset({
     "instrument.performance:Coords",
     "instrument.performance:Performance",
     "instrument.lab.pacing:PacingTable",
+    "instrument.scenes:SceneBank",
+    "instrument.gestures:GestureLoops",
+    "instrument.gestures:Loop",
 })
 
 
