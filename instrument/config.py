@@ -342,9 +342,9 @@ class AudioSettings(Settings):
     """Sound in, for audio-reactive controls (instrument.audio): a mapping binds its features like CCs."""
 
     TITLE: ClassVar[str] = "audio"
-    audio_in: str = option("", "sound to follow: an input device (a number, a name or part of one, or "
-                           "default) or a sound file played in real time (.wav; other formats with "
-                           "soundfile); empty: none")
+    audio_in: str = option("", "sound to follow: an input device (a number, a name or part of one, jack "
+                           "for the JACK server's, or default) or a sound file played in real time (.wav; "
+                           "other formats with soundfile); empty: none")
     audio_monitor: bool = option(True, "play an --audio-in file aloud while it is followed")
 
 

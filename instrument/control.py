@@ -19,16 +19,19 @@ import math
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from instrument.cues import Cues, tap_tempo
 from instrument.gestures import GestureLoops
 from instrument.params import PARAMS, SESSION_PARAMS
 from instrument.scenes import SceneBank
 
 NEXT = -1  # the anchor action of ``next``: the anchor after the current one (Performance.step)
-QUANTISED = frozenset({"anchor", "next", "scene_recall"})
-QUANTISE_GRACE = 0.1  # beats: a press this late after a beat still lands on it
-TAP_RESET = 2.0  # seconds without a tap: the next tap starts a new count
-TAPS_KEPT = 8
 _INTERNAL = frozenset({"scene", "gesture"})  # sources that are not a performer's hand
+
+
+def by_hand(source: str | None) -> bool:
+    """Whether a change from ``source`` is a performer's: not a scene's, a loop's or the sound's (the mapping
+    engine names its audio controls "audio ...")."""
+    return source not in _INTERNAL and not (source or "").startswith("audio")
 
 
 class Clock(Protocol):
@@ -38,19 +41,6 @@ class Clock(Protocol):
     running: bool
 
     def beat(self, now: float) -> float: ...
-
-
-def tap_tempo(taps: list[float], time: float) -> float | None:
-    """Add a tap at ``time`` to ``taps`` (the recent ones, changed in place: a pause over TAP_RESET starts
-    again); from the fourth tap on, the tempo they beat (the median interval), else None."""
-    if taps and not 0.0 < time - taps[-1] <= TAP_RESET:
-        taps.clear()
-    taps.append(time)
-    del taps[:-TAPS_KEPT]
-    if len(taps) < 4:
-        return None
-    gaps = sorted(b - a for a, b in zip(taps, taps[1:], strict=False))
-    return 60.0 / gaps[len(gaps) // 2]
 
 
 @dataclass(slots=True)
@@ -113,8 +103,7 @@ class ControlState:
         self._beat_time: float | None = None
         self.scenes = SceneBank()
         self.gestures = GestureLoops()
-        self._taps: list[float] = []  # recent tap-tempo times
-        self._due: list[tuple[float, str, object, str | None]] = []  # quantised: (beat, name, value, source)
+        self.cues = Cues()  # tap tempo, and actions waiting for their beat
 
     # --- reading -------------------------------------------------------------------------------------------
     def value(self, name: str) -> Any:
@@ -210,7 +199,7 @@ class ControlState:
                 self._queue(name, int(round(s.target)), time, source)
             if name == "tempo":
                 self._rebase_beat(time)
-            elif (p.kind == "continuous" and source not in _INTERNAL and self._other["gesture_record"]
+            elif (p.kind == "continuous" and by_hand(source) and self._other["gesture_record"]
                   and name not in SESSION_PARAMS):
                 self.gestures.capture(name, s.target, self.beat(time), int(self.value("gesture_beats")))
             return
@@ -284,11 +273,8 @@ class ControlState:
             self._beat, self._beat_time = float(self.clock.beat(now)), now  # type: ignore[union-attr]
         self._rebase_beat(now)
         self.now = now
-        if self._due:  # quantised actions whose beat has come
-            beat = self.beat(now) + 1e-9
-            due, self._due = [d for d in self._due if d[0] <= beat], [d for d in self._due if d[0] > beat]
-            for _, name, value, source in due:
-                self._do(name, value, now, source)
+        for name, value, source in self.cues.ready(self.beat(now)):  # quantised actions whose beat came
+            self._do(name, value, now, source)
 
     # --- inside --------------------------------------------------------------------------------------------
     def _queue(self, name: str, value: object, time: float, source: str | None) -> None:
@@ -297,12 +283,8 @@ class ControlState:
         if name == "scene_recall" and self._other["shift"]:
             name = "scene_store"
         quantise = self._other["quantise"]
-        if name in QUANTISED and quantise != "off" and source != "scene":
-            unit = 4.0 if quantise == "bar" else 1.0
-            due = math.ceil((self.beat(time) - QUANTISE_GRACE) / unit) * unit
-            self._due.append((due, name, value, source))
-            return
-        self._do(name, value, time, source)
+        if source == "scene" or not self.cues.hold(name, value, source, self.beat(time), quantise):
+            self._do(name, value, time, source)
 
     def _do(self, name: str, value: object, time: float, source: str | None) -> None:
         if name == "tap":
@@ -322,7 +304,7 @@ class ControlState:
 
     def _tap(self, time: float) -> None:
         """A tap: from the fourth in time on, it sets the tempo, and it lands on a beat."""
-        bpm = None if self.following_clock else tap_tempo(self._taps, time)
+        bpm = None if self.following_clock else tap_tempo(self.cues.taps, time)
         if bpm is not None:
             self.set("tempo", bpm, time, source="tap")
             beat = self.beat(time)

@@ -138,6 +138,7 @@ class Session:
 
     def run(self) -> int:
         previous = _on_sigterm()
+        mask = _signal_mask()
         try:
             with _signals_to_main_thread():
                 self._start()
@@ -151,6 +152,11 @@ class Session:
             self._shutdown()
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
+            if mask is not None:
+                # libjack restores, when its last client closes, the mask of the thread that opened its first
+                # one: inside ``_signals_to_main_thread`` that is SIGINT and SIGTERM blocked, and a process
+                # that goes on (a notebook, the tests; their children inherit it) could not be stopped.
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         return self._report()
 
     def _start(self) -> None:
@@ -335,6 +341,13 @@ def _signals_to_main_thread():
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _signal_mask() -> set[signal.Signals] | None:
+    """This thread's blocked signals, where the platform has them (None elsewhere)."""
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.pthread_sigmask(signal.SIG_BLOCK, [])
 
 
 def _on_sigterm():

@@ -33,6 +33,7 @@ ALLOWED = frozenset({
     "instrument.performance:Performance",
     "instrument.lab.pacing:PacingTable",
     "instrument.scenes:SceneBank",
+    "instrument.cues:Cues",
     "instrument.gestures:GestureLoops",
     "instrument.gestures:Loop",
 })

@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 
 BUFFER_SECONDS = 2.0  # sound waiting for the analysis thread; beyond it the oldest is dropped
 CLOCK_SLEW = 0.002  # how fast the sample clock follows later arrivals (a drifting sound card)
+# A source named like a sound file is one, even when it is not there (then that is the error, not "no such
+# input device").
+SOUND_SUFFIXES = frozenset({".wav", ".wave", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".caf"})
 
 
 def list_inputs() -> list[str]:
@@ -43,10 +46,12 @@ def list_inputs() -> list[str]:
 
 
 def find_input(spec: str) -> int:
-    """The PortAudio input device named by ``spec``: a number, a name or part of one (any case), or
-    ``default``. AudioError listing the inputs when none fits."""
+    """The PortAudio input device named by ``spec``: a number, a name or part of one, or of its host API
+    (``jack``: the JACK server's inputs), any case, or ``default``. AudioError listing the inputs when none
+    fits."""
     import sounddevice as sd
 
+    apis = sd.query_hostapis()
     devices = sd.query_devices()
     inputs = [i for i, d in enumerate(devices) if d["max_input_channels"] > 0]
     text = spec.strip().lower()
@@ -54,7 +59,8 @@ def find_input(spec: str) -> int:
         return int(sd.default.device[0])
     if text.isdigit() and int(text) in inputs:
         return int(text)
-    named = [i for i in inputs if text in devices[i]["name"].lower()]
+    named = [i for i in inputs
+             if text in f"{devices[i]['name']} ({apis[devices[i]['hostapi']]['name']})".lower()]
     if named:
         return named[0]
     found = "; ".join(list_inputs()) or "none"
@@ -75,7 +81,8 @@ class AudioInput:
         self.monitor = monitor
         self.ready = ready
         self.clock = clock
-        self.file = open_audio(source) if Path(source).suffix and Path(source).exists() else None
+        as_file = Path(source).exists() or Path(source).suffix.lower() in SOUND_SUFFIXES
+        self.file = open_audio(source) if as_file else None
         self.device: int | None = None if self.file is not None else find_input(source)
         self.name = f"audio:file:{Path(source).name}" if self.file is not None else f"audio:{source}"
         self.state = "starting"

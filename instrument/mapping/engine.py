@@ -111,7 +111,9 @@ class MappingEngine:
 
     def _index(self, mapping: Mapping) -> None:
         self._mapping = mapping
-        self._ids = {id(c): f"m{self._serial}c{i}" for i, c in enumerate(mapping.controls)}
+        # (an audio control's id says so: the state does not loop what the sound moves, ``control.by_hand``)
+        self._ids = {id(c): f"{'audio ' * (c.source == 'audio')}m{self._serial}c{i}"
+                     for i, c in enumerate(mapping.controls)}
         by: dict[tuple[str, int | str | None], list[Control]] = defaultdict(list)
         for c in mapping.controls:
             by[(c.source, c.address if c.source == "osc" else c.number)].append(c)

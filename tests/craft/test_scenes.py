@@ -37,11 +37,13 @@ def test_shift_and_pad_store_the_scene_and_the_pad_recalls_it_with_a_crossfade()
     st = rig.state
     rig.send(0.0, cc(4, 64))  # scene_fade ~2 s
     fade = st.value("scene_fade")
-    rig.send(0.1, cc(1, 100), cc(2, 40), cc(3, 127), cc(5, 127), note_on(62))  # a look: anchor 2, the last path kind
+    # A look: anchor 2, the last path kind.
+    rig.send(0.1, cc(1, 100), cc(2, 40), cc(3, 127), cc(5, 127), note_on(62))
     rig.send(0.2, note_on(48))  # shift held
     press(rig, 0.3, 36)  # stores scene 1 (slot 0)
     rig.send(0.4, note_off(48))
-    assert st.scenes.slots[0]["noise"] == pytest.approx(100 / 127) and st.scenes.slots[0]["path"] == "geodesic"
+    assert st.scenes.slots[0]["noise"] == pytest.approx(100 / 127)
+    assert st.scenes.slots[0]["path"] == "geodesic"
     assert st.scenes.slots[0]["anchor"] == 2 and "master" not in st.scenes.slots[0]
     rig.value("noise", 0.5)
     st.pop_actions()

@@ -6,7 +6,8 @@ import mido
 import pytest
 from mapping.helpers import Rig, note_off, note_on
 
-from instrument.control import NEXT, tap_tempo
+from instrument.control import NEXT
+from instrument.cues import tap_tempo
 from instrument.events import ControlEvent, KeyInput
 from instrument.params import PARAMS
 from instrument.performance import Performance
