@@ -5,7 +5,7 @@ becomes a flag (``frame_cache_mb`` -> ``--frame-cache-mb``) whose range or vocab
 command line is read. A command's settings class inherits the groups it uses, so attribute access stays flat
 (``config.fps``) and its ``--help`` lists only its own flags:
 
-    play                               Config: every group (the render thread and the rig read them all)
+    play                               Config: every group (the render thread, the rig and audio in read them)
     walk                               AnchorConfig and SculptingSettings
     encode, walk, atlas, curvature     AnchorConfig: model, picture
     doctor                             ModelSettings
@@ -338,8 +338,19 @@ class RigSettings(Settings):
 
 
 @dataclass(kw_only=True)
+class AudioSettings(Settings):
+    """Sound in, for audio-reactive controls (instrument.audio): a mapping binds its features like CCs."""
+
+    TITLE: ClassVar[str] = "audio"
+    audio_in: str = option("", "sound to follow: an input device (a number, a name or part of one, jack "
+                           "for the JACK server's, or default) or a sound file played in real time (.wav; "
+                           "other formats with soundfile); empty: none")
+    audio_monitor: bool = option(True, "play an --audio-in file aloud while it is followed")
+
+
+@dataclass(kw_only=True)
 class Config(ModelSettings, PictureSettings, MidiSettings, PlaySettings, SculptingSettings, SpeedSettings,
-             RigSettings):
+             RigSettings, AudioSettings):
     """Every setting: what ``play`` takes and the render thread reads (and a take's sidecar records)."""
 
 

@@ -6,6 +6,11 @@ reads ``value(name)``. Continuous parameters follow their target by exponential 
 times, so a take re-rendered offline from its logged control stream gives the same values (and the result does
 not depend on the frame rate). Integer, choice and toggle parameters change at once; their changes, triggers
 and every anchor selection are also queued as actions for the render loop (``pop_actions``).
+
+The performance craft is carried out here, at each event's own time, so that it replays exactly: tap tempo
+(four taps in time set the tempo while no MIDI clock runs, and the last tap lands on a beat), ``quantise``
+(anchor changes and scene recalls wait for the next beat or bar), scenes (``instrument.scenes``) and gesture
+loops (``instrument.gestures``).
 """
 
 from __future__ import annotations
@@ -14,7 +19,19 @@ import math
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from instrument.params import PARAMS
+from instrument.cues import Cues, tap_tempo
+from instrument.gestures import GestureLoops
+from instrument.params import PARAMS, SESSION_PARAMS
+from instrument.scenes import SceneBank
+
+NEXT = -1  # the anchor action of ``next``: the anchor after the current one (Performance.step)
+_INTERNAL = frozenset({"scene", "gesture"})  # sources that are not a performer's hand
+
+
+def by_hand(source: str | None) -> bool:
+    """Whether a change from ``source`` is a performer's: not a scene's, a loop's or the sound's (the mapping
+    engine names its audio controls "audio ...")."""
+    return source not in _INTERNAL and not (source or "").startswith("audio")
 
 
 class Clock(Protocol):
@@ -84,6 +101,9 @@ class ControlState:
         self.now: float | None = None
         self._beat = 0.0
         self._beat_time: float | None = None
+        self.scenes = SceneBank()
+        self.gestures = GestureLoops()
+        self.cues = Cues()  # tap tempo, and actions waiting for their beat
 
     # --- reading -------------------------------------------------------------------------------------------
     def value(self, name: str) -> Any:
@@ -115,13 +135,13 @@ class ControlState:
     @property
     def tempo(self) -> float:
         """Beats per minute: the MIDI clock's while it runs (tempo source "clock"), else the tempo param."""
-        if self._clock_drives():
+        if self.following_clock:
             return float(self.clock.tempo_bpm)  # type: ignore[union-attr]
         return float(self.value("tempo"))
 
     def beat(self, now: float) -> float:
         """Beats since the start: the MIDI clock's position while it runs, else counted at the fixed tempo."""
-        if self._clock_drives():
+        if self.following_clock:
             return float(self.clock.beat(now))  # type: ignore[union-attr]
         if self._beat_time is None:
             return 0.0
@@ -162,8 +182,10 @@ class ControlState:
         if numeric and not (math.isfinite(float(value)) and math.isfinite(time) and math.isfinite(smoothing)):
             return
         self._owner[name] = source
-        if source != "ramp":
-            self.touched = name
+        if source not in _INTERNAL:
+            self.scenes.fades.pop(name, None)  # a hand takes a crossfading parameter over
+            if source != "ramp":  # (the HUD names what a hand set, not what a scene or a loop moves)
+                self.touched = name
         if numeric:
             s = self._num[name]
             s.advance(self._event_time(s, time))
@@ -174,17 +196,20 @@ class ControlState:
             if s.tau <= 0.0:
                 s.value = s.target
             if p.kind == "integer" and (force_action or int(round(s.target)) != before):
-                self._actions.append((name, int(round(s.target))))
+                self._queue(name, int(round(s.target)), time, source)
             if name == "tempo":
                 self._rebase_beat(time)
+            elif (p.kind == "continuous" and by_hand(source) and self._other["gesture_record"]
+                  and name not in SESSION_PARAMS):
+                self.gestures.capture(name, s.target, self.beat(time), int(self.value("gesture_beats")))
             return
         if p.kind == "trigger":
-            self._actions.append((name, None))
+            self._queue(name, None, time, source)
             return
         value = bool(value) if p.kind == "toggle" else value
         if value != self._other[name] or force_action:
             self._other[name] = value
-            self._actions.append((name, value))
+            self._queue(name, value, time, source)
 
     def nudge(self, name: str, key: str, amount: float, time: float, *, smoothing: float = 0.0) -> None:
         """An additive layer on a continuous param (pitch bend springing back to 0), one per ``key``."""
@@ -233,6 +258,9 @@ class ControlState:
         """Bring every smoothed value to the frame time ``now`` (seconds, the events' clock)."""
         for ramp in self._ramps.values():
             self._run_ramp(ramp, now)
+        self.scenes.advance(self, now)
+        for name, value in self.gestures.values(self.beat(now)).items():
+            self.set(name, value, now, source="gesture")
         for s in self._num.values():
             s.advance(now)
         for key, s in list(self._nudges.items()):
@@ -241,12 +269,47 @@ class ControlState:
                 del self._nudges[key]
         if self._beat_time is None:
             self._beat_time = now
-        if self._clock_drives():  # follow the clock, so that the count goes on from there if it stops
+        if self.following_clock:  # follow the clock, so that the count goes on from there if it stops
             self._beat, self._beat_time = float(self.clock.beat(now)), now  # type: ignore[union-attr]
         self._rebase_beat(now)
         self.now = now
+        for name, value, source in self.cues.ready(self.beat(now)):  # quantised actions whose beat came
+            self._do(name, value, now, source)
 
     # --- inside --------------------------------------------------------------------------------------------
+    def _queue(self, name: str, value: object, time: float, source: str | None) -> None:
+        """Act on a change or trigger of ``name`` now, or at the next beat or bar when it is quantised (a
+        scene's own anchor change never waits: the recall did)."""
+        if name == "scene_recall" and self._other["shift"]:
+            name = "scene_store"
+        quantise = self._other["quantise"]
+        if source == "scene" or not self.cues.hold(name, value, source, self.beat(time), quantise):
+            self._do(name, value, time, source)
+
+    def _do(self, name: str, value: object, time: float, source: str | None) -> None:
+        if name == "tap":
+            self._tap(time)
+        elif name == "next":
+            self._actions.append(("anchor", NEXT))
+        elif name == "scene_store":
+            self.scenes.store(self, int(value))  # type: ignore[call-overload]
+        elif name == "scene_recall":
+            self.scenes.recall(self, int(value), time)  # type: ignore[call-overload]
+        elif name == "gesture_clear":
+            self.gestures.clear()
+        else:
+            if name == "gesture_record" and not value:
+                self.gestures.end_pass()
+            self._actions.append((name, value))
+
+    def _tap(self, time: float) -> None:
+        """A tap: from the fourth in time on, it sets the tempo, and it lands on a beat."""
+        bpm = None if self.following_clock else tap_tempo(self.cues.taps, time)
+        if bpm is not None:
+            self.set("tempo", bpm, time, source="tap")
+            beat = self.beat(time)
+            self._beat += round(beat) - beat
+
     def _event_time(self, s: _Smoothed, time: float) -> float:
         # An event stamped before the last frame it missed is applied at that frame's time: values never
         # run backwards, and a replay that applies the same events before the same frames agrees.
@@ -263,6 +326,8 @@ class ControlState:
             self._beat += (t - self._beat_time) * self.value("tempo") / 60.0
             self._beat_time = t
 
-    def _clock_drives(self) -> bool:
+    @property
+    def following_clock(self) -> bool:
+        """Tempo and beat come from a running MIDI clock (tempo source "clock")."""
         c = self.clock
         return self.tempo_source == "clock" and c is not None and bool(c.running) and bool(c.tempo_bpm)

@@ -33,6 +33,36 @@ class PointerInput:
     buttons: int = 0  # bit 0 left, bit 1 middle, bit 2 right
 
 
+# What a mapping may bind with ``audio: <feature>``: each a number in [0, 1] (``AudioFeatures.value``).
+AUDIO_FEATURES = ("level", "low", "mid", "high", "onset", "beat", "tempo")
+TEMPO_RANGE = (20.0, 300.0)  # BPM that the ``tempo`` feature spans from 0 to 1 (the tempo param's range)
+
+
+@dataclass(frozen=True, slots=True)
+class AudioFeatures:
+    """One hop of sound analysed (``instrument.audio``): level, band energies in [0, 1] (-60..0 dB full
+    scale), whether an onset fell in the hop, the beat's phase (0 on a beat, rising to 1) and tempo in BPM
+    (0 until known). ``at``: seconds into the stream (a file's own time) at the end of the hop."""
+
+    at: float
+    level: float
+    low: float
+    mid: float
+    high: float
+    onset: bool
+    beat: float
+    tempo: float
+
+    def value(self, feature: str) -> float:
+        """``feature`` (one of AUDIO_FEATURES) as a control position in [0, 1]; tempo spans TEMPO_RANGE."""
+        if feature == "onset":
+            return 1.0 if self.onset else 0.0
+        if feature == "tempo":
+            low, high = TEMPO_RANGE
+            return min(max((self.tempo - low) / (high - low), 0.0), 1.0)
+        return float(getattr(self, feature))
+
+
 @dataclass(frozen=True, slots=True)
 class OscInput:
     """An OSC message (``instrument.osc``): its address and its arguments (numbers, text, true/false)."""
@@ -45,8 +75,8 @@ class OscInput:
 @dataclass(frozen=True, slots=True)
 class ControlEvent:
     time: float  # time.monotonic() at arrival
-    source: str  # MIDI port name, "keyboard", "pointer" or "osc"
-    message: mido.Message | KeyInput | PointerInput | OscInput
+    source: str  # MIDI port name, "keyboard", "pointer", "osc" or "audio:..."
+    message: mido.Message | KeyInput | PointerInput | OscInput | AudioFeatures
 
 
 # Coalescing keys: a CC is (source, channel, control); the other continuous messages get a string in place
@@ -246,5 +276,6 @@ class EventQueue:
         return room
 
     def _drop(self, msg: object) -> None:
-        kind = getattr(msg, "type", None) or ("key" if isinstance(msg, KeyInput) else "pointer")
+        kind = getattr(msg, "type", None) or {KeyInput: "key", AudioFeatures: "audio"}.get(type(msg),
+                                                                                             "pointer")
         self._drops[kind] = self._drops.get(kind, 0) + 1

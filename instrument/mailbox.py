@@ -114,3 +114,4 @@ class Status:
     sculpt: str = ""  # what the screen shows of the sculpt stage ("sculpted: ...", "unsculpted, sculpting…")
     steps: tuple[np.ndarray, ...] = ()  # [h, w, 3] uint8 thumbnails of each sculpt step's picture, 1 first
     step_shown: int = 0  # which of ``steps`` is on screen (1-based; 0: none)
+    scenes: str = ""  # the stored scenes (from 1, the last recalled in brackets) and gesture loops, in words

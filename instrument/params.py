@@ -31,6 +31,7 @@ PATH_KINDS = ("slerp", "lerp", "loop", "spline", "walk", "geodesic")
 LOCK_REGIONS = ("none", "left", "right", "top", "bottom", "center", "border")
 DECODERS = ("fast", "full")
 POSITION_MODES = ("relative", "absolute")
+QUANTISE = ("off", "beat", "bar")
 MAX_CHANNELS = 64  # latent channels a mapping may name; a session narrows it to its model's (model_ranges)
 
 
@@ -102,6 +103,30 @@ PARAMS: dict[str, Param] = {
         Param("help", "toggle", False, "help overlay on or off"),
         Param("fullscreen", "toggle", False, "full-screen window on or off"),
         Param("quit", "trigger", None, "stop the instrument"),
+        # Performance craft: the output, tempo, scenes and gesture loops (instrument.scenes, .gestures).
+        Param("master", "continuous", 1.0, "brightness of the picture shown (screen and frame sinks; takes "
+              "record it unfaded)"),
+        Param("blackout", "toggle", False, "fade the picture shown to black (and back) over blackout_time"),
+        Param("blackout_time", "continuous", 1.0, "seconds a blackout takes to fade", high=10.0),
+        Param("tap", "trigger", None, "tap tempo: four taps in time set the tempo when no MIDI clock runs"),
+        Param("next", "trigger", None, "go to the next anchor (wrapping round)"),
+        Param("quantise", "choice", "off", "anchor changes and scene recalls land on the next beat or bar",
+              choices=QUANTISE),
+        Param("shift", "toggle", False, "held: a scene pad stores the scene instead of recalling it"),
+        Param("scene_store", "integer", 0, "store the controls into this scene slot", high=127),
+        Param("scene_recall", "integer", 0, "recall the scene in this slot", high=127),
+        Param("scene_fade", "continuous", 1.0, "seconds a scene recall crossfades", high=16.0),
+        Param("gesture_record", "toggle", False, "record knob moves into gesture loops (overdubs)"),
+        Param("gesture_beats", "integer", 4, "length of a new gesture loop, in beats", low=1, high=64),
+        Param("gesture_clear", "trigger", None, "forget every gesture loop"),
     ]
 }
+
+# Parameters of the session rather than of the picture: scenes do not store them, gesture loops do not
+# record them (the rest, sculpt settings included, are a scene's "whole control state").
+SESSION_PARAMS = frozenset({
+    "velocity", "transition", "tempo", "decoder", "record", "hud", "help", "fullscreen", "quit", "master",
+    "blackout", "blackout_time", "tap", "next", "quantise", "shift", "scene_store", "scene_recall",
+    "scene_fade", "gesture_record", "gesture_beats", "gesture_clear",
+})
 

@@ -131,7 +131,8 @@ class Performance:
 
     ``controls`` passed to ``step`` maps every name in ``instrument.params.PARAMS`` to its current (smoothed)
     value, plus ``tempo`` (beats per minute in effect) and ``beat`` (beat position at ``t``, float).
-    ``pick`` is an anchor index chosen in this frame (a note), even when it equals the current one.
+    ``pick`` is an anchor index chosen in this frame (a note), even when it equals the current one; a
+    negative ``pick`` is the anchor after the current one (the ``next`` control).
     """
 
     n_anchors: int
@@ -189,7 +190,9 @@ class Performance:
             self.home = int(controls["anchor"]) % n
             self.origin = anchor_position(self.home, n, loop)
         self._keep_place(path_key(path) if table is not None else "", loop, position)
-        if pick is not None and not first:
+        if pick is not None and pick < 0 and not first:  # ``next`` (control.NEXT): the anchor after this one
+            self._pick((self.home + 1) % n, controls, t, loop, position, table)
+        elif pick is not None and not first:
             bank = int(controls.get("bank", 0))
             k, wrapped = bank_anchor(int(pick), bank, self.bank_size, n)
             if wrapped:

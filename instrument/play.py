@@ -1,9 +1,10 @@
 """``latent-instrument play``: the live instrument.
 
-Threads (see DESIGN.md): the MIDI callbacks put control events on the queue; the render thread (render.py)
-loads the decoder and the anchors, applies the events and renders frames into the mailbox; the main thread
-runs the window (display.py), or with ``--headless`` just waits. Esc, Q, closing the window, Ctrl-C or
-SIGTERM stop it cleanly: the render thread is joined, the recording finished, the MIDI ports closed.
+Threads (see DESIGN.md): the MIDI callbacks and the audio thread (``--audio-in``) put control events on the
+queue; the render thread (render.py) loads the decoder and the anchors, applies the events and renders frames
+into the mailbox; the main thread runs the window (display.py), or with ``--headless`` just waits. Esc, Q,
+closing the window, Ctrl-C or SIGTERM stop it cleanly: the render thread is joined, the recording finished,
+the MIDI ports closed and the audio thread joined.
 """
 
 from __future__ import annotations
@@ -129,6 +130,7 @@ class Session:
         self.mailbox = Mailbox()
         self.listener = None
         self.rig = None  # frames to other apps, OSC, lights (instrument.rig)
+        self.audio = None  # instrument.audio.stream.AudioInput, with --audio-in
         self.display = None
         self.renderer: Renderer | None = None
         self.display_failed = False
@@ -136,6 +138,7 @@ class Session:
 
     def run(self) -> int:
         previous = _on_sigterm()
+        mask = _signal_mask()
         try:
             with _signals_to_main_thread():
                 self._start()
@@ -149,6 +152,11 @@ class Session:
             self._shutdown()
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
+            if mask is not None:
+                # libjack restores, when its last client closes, the mask of the thread that opened its first
+                # one: inside ``_signals_to_main_thread`` that is SIGINT and SIGTERM blocked, and a process
+                # that goes on (a notebook, the tests; their children inherit it) could not be stopped.
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         return self._report()
 
     def _start(self) -> None:
@@ -156,19 +164,23 @@ class Session:
         ports = self.listener.open_ports() if self.listener is not None else []
         mapping, problem, origin = self._mapping(ports)
         from instrument.rig import start_rig
+        from instrument.scenes import scenes_path
 
         rig = self.rig = start_rig(self.config, self.queue, self.mailbox, self.listener)
         midi = self.listener.status if self.listener is not None else lambda: {"midi": "off"}
+        scenes = scenes_path(self.config.mapping or mapping.path)
+        unheard = self._start_audio()
         self.renderer = Renderer(
             self.config,
             queue=self.queue,
             mailbox=self.mailbox,
             load=self._load,
             controls=lambda: Controls(mapping, queue=self.queue, watch_path=self.config.mapping or None,
-                                      problem=problem, origin=origin),
+                                      problem=problem, origin=origin, scenes=scenes),
             record=self.config.record or None,
             feedback=lambda: rig.feedback,
-            midi_status=lambda: {**midi(), **rig.status()},
+            midi_status=lambda: {**midi(), **rig.status(), **self._audio_status()},
+            problems=[unheard] if unheard else [],
         )
         self.renderer.start()
 
@@ -185,6 +197,25 @@ class Session:
         except Exception as exc:  # no MIDI system at all: the keyboard and mouse still play
             log.warning("MIDI off: %s", exc)
             return None
+
+    def _start_audio(self) -> str | None:
+        """Start following ``--audio-in`` once the first frame is out; returns why it cannot, or None."""
+        if not self.config.audio_in:
+            return None
+        from instrument.audio.stream import AudioInput
+
+        try:
+            self.audio = AudioInput(self.queue, self.config.audio_in, monitor=self.config.audio_monitor,
+                                    ready=lambda: self.renderer is not None and self.renderer.frames > 0)
+        except Exception as exc:  # no such device or file, no PortAudio: play on without sound
+            log.error("audio in off: %s", exc)
+            return f"audio in off: {exc}"
+        self.audio.start()
+        return None
+
+    def _audio_status(self) -> dict[str, str]:
+        """The audio input's state, for the HUD (nothing without --audio-in)."""
+        return {"audio": self.audio.status()} if self.audio is not None else {}
 
     def _mapping(self, ports: list[str]) -> tuple:
         """(the mapping to start on, a problem to show or None, why it plays in words). ``--mapping`` if it
@@ -269,6 +300,9 @@ class Session:
             self.listener.stop()
         if self.rig is not None:
             self.rig.close()
+        if self.audio is not None:
+            self.audio.stop()
+            self.audio.join(5.0)
         log.debug("stopped in %.2f s", time.monotonic() - began)
 
     def _report(self) -> int:
@@ -307,6 +341,13 @@ def _signals_to_main_thread():
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _signal_mask() -> set[signal.Signals] | None:
+    """This thread's blocked signals, where the platform has them (None elsewhere)."""
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.pthread_sigmask(signal.SIG_BLOCK, [])
 
 
 def _on_sigterm():

@@ -10,7 +10,7 @@ A take folder holds::
                          (with sculpting: its sculpt; "shown": the coordinates and sculpt of an earlier
                          frame whose sculpt the picture is, under the stream batch)
     events.jsonl         one line per applied control event (MIDI as hex bytes, OSC as address and
-                         arguments), or mapping reload
+                         arguments, audio features as numbers), or mapping reload
     control.mid          the MIDI messages of the take as a standard MIDI file (written at the end)
 
 The render thread hands frames over without waiting: when more than ``max_pending`` frames wait to be
@@ -39,7 +39,7 @@ import mido
 import numpy as np
 from PIL import Image
 
-from instrument.events import ControlEvent, KeyInput, OscInput, PointerInput
+from instrument.events import AudioFeatures, ControlEvent, KeyInput, OscInput, PointerInput
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +108,8 @@ def event_to_json(event: ControlEvent, n: int) -> dict[str, Any]:
     elif isinstance(message, OscInput):
         record["osc"] = message.address
         record["args"] = list(message.args)
+    elif isinstance(message, AudioFeatures):
+        record["audio"] = [getattr(message, name) for name in AudioFeatures.__slots__]
     else:
         raise TypeError(f"cannot log a control event carrying {type(message).__name__}")
     return record
@@ -116,7 +118,8 @@ def event_to_json(event: ControlEvent, n: int) -> dict[str, Any]:
 def event_from_json(record: dict[str, Any]) -> ControlEvent:
     """The inverse of ``event_to_json`` (the frame number stays in the record)."""
     if "midi" in record:
-        message: mido.Message | KeyInput | PointerInput | OscInput = mido.Message.from_hex(record["midi"])
+        message: mido.Message | KeyInput | PointerInput | OscInput | AudioFeatures
+        message = mido.Message.from_hex(record["midi"])
     elif "key" in record:
         message = KeyInput(record["key"], bool(record["down"]))
     elif "pointer" in record:
@@ -128,8 +131,14 @@ def event_from_json(record: dict[str, Any]) -> ControlEvent:
                 isinstance(a, (int, float, str, bool)) for a in args):
             raise ValueError(f"an OSC record needs an address and a list of numbers and text: {record}")
         message = OscInput(address, tuple(args))
+    elif "audio" in record:
+        values = record["audio"]
+        if not isinstance(values, list) or len(values) != len(AudioFeatures.__slots__):
+            raise ValueError(f"an audio record needs {len(AudioFeatures.__slots__)} numbers: {record}")
+        at, level, low, mid, high, onset, beat, tempo = (float(v) for v in values)
+        message = AudioFeatures(at, level, low, mid, high, bool(onset), beat, tempo)
     else:
-        raise ValueError(f"event record has no midi, key, pointer or osc field: {record}")
+        raise ValueError(f"event record has no midi, key, pointer, osc or audio field: {record}")
     return ControlEvent(float(record["t"]), str(record["source"]), message)
 
 

@@ -34,6 +34,7 @@ from instrument.events import EventQueue
 from instrument.loop.clock import Clock, WallClock
 from instrument.loop.controls import Controls, FrameInput
 from instrument.loop.decoding import DecodeJob, Decoding
+from instrument.loop.output import Output
 from instrument.loop.parts import Factories, Parts, build_parts
 from instrument.loop.prefetch import prefetch
 from instrument.loop.sculpting import redraws
@@ -109,6 +110,7 @@ class Renderer:
         self.finished = False  # the loop ended (stop, quit, limits or failure)
         self.written = False  # it ended and its takes are finished: only decodes in flight are left
         self._cursor = _Cursor()
+        self.output = Output()  # master and blackout: on what is shown, never on the take
         self._quit = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="render", daemon=True)
@@ -295,6 +297,7 @@ class Renderer:
         if coords != frame.coords and frame.meta:
             frame.meta["shown"] = {"coords": coords.to_json(), "sculpt": frame.job.key[2].to_json()}
         screen, shown = decoding.on_screen(coords, frame.which, image, frame.resting and frame.view is None)
+        screen = self.output(screen, frame.input.values, frame.input.t)
         now = self.clock.now()
         timing = self._times.frame(frame.input.events, coords, exact or shown == "full", now)
         self.mailbox.put(Frame(frame.n, frame.input.t, screen, coords, shown, published=now, **timing))
@@ -312,6 +315,7 @@ class Renderer:
         parts.takes.poll()
         self.board.drops(parts.controls.drops(), self.clock.now())
         for image, by in redraws(parts, frame, shown, c.ahead is None, self.board.error):
+            image = self.output(image, frame.input.values, frame.input.t)
             self.mailbox.put(Frame(frame.n, frame.input.t, image, frame.coords, by, None, self.clock.now()))
         parts.lab.after_frame(frame.coords, frame.resting)
         parts.feedback.after_frame(parts.controls, frame.coords, self.status, frame.input.t)

@@ -99,6 +99,13 @@ def configure_render(parser: argparse.ArgumentParser) -> None:
                         help="sculpt in this many steps instead of the take's (more: finer detail)")
     parser.add_argument("--step-frames", action="store_true",
                         help="also write every sculpt step's pictures: step_K/ (predicted) and noisy_K/")
+    parser.add_argument("--audio", default="", help="compute the audio features again from this sound file "
+                        "and put its sound into --video, in time with the frames")
+    parser.add_argument("--audio-start", type=number(float, -1e6, 1e6), default=None,
+                        help="the second of --audio at the take's first frame (default: as the take played "
+                        "it, when it was played from that file; else 0)")
+    parser.add_argument("--master", action="store_true",
+                        help="apply the master fade and blackout, as the screen showed them")
 
 
 def run_render(args: argparse.Namespace) -> int:
@@ -118,7 +125,8 @@ def run_render(args: argparse.Namespace) -> int:
     spec = RenderSpec(Path(args.recording), decoder=args.decoder, fps=args.fps or None, size=args.size,
                       out=args.out or None, overrides=overrides, frames=args.frames, resume=args.resume,
                       threads=args.threads, sculpt_model=args.sculpt_model, sculpt_steps=args.sculpt_steps,
-                      step_frames=args.step_frames)
+                      step_frames=args.step_frames, audio=Path(args.audio) if args.audio else None,
+                      audio_start=args.audio_start, master=args.master)
     result = render(spec, crew)
     if not crew.main:
         return 0
@@ -136,7 +144,12 @@ def run_render(args: argparse.Namespace) -> int:
         if missing > 0:
             print(f"no video yet: {missing} frames of the render are not drawn (--resume draws them)")
         return 1
-    return make_video(result.folder, args.video, result.info["fps"], result.frames)
+    made = make_video(result.folder, args.video, result.info["fps"], result.frames)
+    if made or spec.audio is None:
+        return made
+    from instrument.audio.offline import mux_audio
+
+    return mux_audio(args.video, spec.audio, result.audio_offset or 0.0)
 
 
 def read_take(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
@@ -393,14 +406,19 @@ def _take_error(text: str) -> None:
 def rerender(folder: str | Path, *, decoder: str = "fast", fps: float | None = None,
              size: tuple[int, int] | None = None, out: str | Path | None = None,
              overrides: dict[str, Any] | None = None, load=None, progress: bool = True,
-             sculpt_model: str | None = None, sculpt_steps: int | None = None, step_frames: bool = False):
+             sculpt_model: str | None = None, sculpt_steps: int | None = None, step_frames: bool = False,
+             audio: str | Path | None = None, audio_start: float | None = None, master: bool = False):
     """Render the take in ``folder`` into ``out`` in this process; see the module docstring. Returns a
     ``render_job.job.RenderResult``.
 
-    ``load(config) -> (fast, full)`` replaces ``load_models`` (tests pass their decoders).
+    ``load(config) -> (fast, full)`` replaces ``load_models`` (tests pass their decoders). ``audio``: a sound
+    file whose features replace the take's (``instrument.audio.offline``); ``master``: frames as the screen
+    showed them, master fade and blackout applied (``loop.output``).
     """
     from instrument.render_job.job import RenderSpec, render
 
     spec = RenderSpec(Path(folder), decoder=decoder, fps=fps, size=size, out=out, overrides=overrides or {},
-                      sculpt_model=sculpt_model, sculpt_steps=sculpt_steps, step_frames=step_frames)
+                      sculpt_model=sculpt_model, sculpt_steps=sculpt_steps, step_frames=step_frames,
+                      audio=Path(audio) if audio is not None else None, audio_start=audio_start,
+                      master=master)
     return render(spec, load=load, progress=progress)

@@ -32,6 +32,10 @@ ALLOWED = frozenset({
     "instrument.performance:Coords",
     "instrument.performance:Performance",
     "instrument.lab.pacing:PacingTable",
+    "instrument.scenes:SceneBank",
+    "instrument.cues:Cues",
+    "instrument.gestures:GestureLoops",
+    "instrument.gestures:Loop",
 })
 
 

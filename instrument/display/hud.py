@@ -2,8 +2,8 @@
 
 Everything on it is current: rates and the control -> screen latency the window itself measured, the mapping
 and why it plays, the anchors (counted from 1), where the picture is in words, the last control moved and
-the value it set, a FROZEN badge, the lab's readouts, recording and MIDI state, and messages that leave on
-their own (``loop.status``).
+the value it set, a FROZEN badge, the lab's readouts, the scenes and gesture loops, recording, MIDI and
+audio state, and messages that leave on their own (``loop.status``).
 """
 
 from __future__ import annotations
@@ -68,6 +68,8 @@ def hud_lines(status: Status, measured: Measured) -> list[Line]:
     if status.message and status.phase == "playing":
         lines.append((status.message, WARN))
     lines.extend((line, TEXT) for line in status.lab)
+    if status.scenes:
+        lines.append((status.scenes, TEXT))
     if status.recording:
         lines.append(("REC  " + status.recording, REC))
     if status.midi:

@@ -16,7 +16,7 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from instrument.events import ControlEvent, EventQueue, KeyInput, PointerInput
+from instrument.events import AudioFeatures, ControlEvent, EventQueue, KeyInput, PointerInput
 from instrument.params import PARAMS
 
 if TYPE_CHECKING:
@@ -48,15 +48,18 @@ class FrameInput:
 
 class Controls:
     """Control state, mapping engine and mapping watcher. Live, ``queue`` gets the mapping's exact (never
-    coalesced) controls and the file at ``watch_path`` is read again when it is saved. Offline (replay), the
-    mapping comes from the take's text and reloads from its log.
+    coalesced) controls, the file at ``watch_path`` is read again when it is saved, and the scenes file at
+    ``scenes`` (``instrument.scenes``) fills the scene bank and is written after each store. Offline
+    (replay), the mapping comes from the take's text and reloads from its log, the scenes from its snapshot.
     """
 
     def __init__(self, mapping: Mapping, *, queue: EventQueue | None = None,
-                 watch_path: str | Path | None = None, problem: str | None = None, origin: str = "") -> None:
+                 watch_path: str | Path | None = None, problem: str | None = None, origin: str = "",
+                 scenes: str | Path | None = None) -> None:
         from instrument.control import ControlState
         from instrument.mapping import MappingEngine, MappingWatcher
         from instrument.midi.clock import MidiClock
+        from instrument.scenes import SceneFile
 
         self.state = ControlState(clock=MidiClock())
         for name, value in mapping.initial:  # where the mapping says a session starts
@@ -71,6 +74,9 @@ class Controls:
         self.origin = origin  # why this mapping plays, in words ("made for port nanoKONTROL2"), or ""
         self._help: tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]] | None = None
         self._exact()
+        self.scene_file = SceneFile(scenes) if scenes else None
+        unread = self.scene_file.load(self.state.scenes) if self.scene_file is not None else None
+        self._problems = [unread] if unread else []  # said with the first frame
 
     @property
     def mapping(self) -> Mapping:
@@ -92,8 +98,8 @@ class Controls:
 
     def read(self, n: int, t: float) -> FrameInput:
         """Frame ``n``'s input: drain and apply the queue's events, take a mapping edit, advance to ``t``."""
-        frame = FrameInput(n, t, self.queue.drain() if self.queue is not None else [], {})
-        frame.mapping_error, self._told = self._told, None
+        frame = FrameInput(n, t, self._drain(), {}, errors=self._problems)
+        frame.mapping_error, self._told, self._problems = self._told, None, []
         for event in frame.events:
             self.state.touched = None
             try:
@@ -106,6 +112,8 @@ class Controls:
             frame.moved = self._moved(event) or frame.moved
         self._poll(frame)
         self.advance(t)
+        if self.scene_file is not None and (problem := self.scene_file.sync(self.state.scenes)):
+            frame.errors.append(problem)
         for name, value in self.pop_actions():
             if name == "anchor":
                 frame.pick = int(value)
@@ -117,6 +125,14 @@ class Controls:
                 frame.ui[name] = bool(value)
         frame.values = self.values(t)
         return frame
+
+    def _drain(self) -> list[ControlEvent]:
+        """The queue's events; audio features only while the mapping binds some (else they are neither
+        applied nor logged, and a still picture with sound coming in still rests)."""
+        events = self.queue.drain() if self.queue is not None else []
+        if self.engine.hears_audio:
+            return events
+        return [e for e in events if not isinstance(e.message, AudioFeatures)]
 
     def _poll(self, frame: FrameInput) -> None:
         from instrument.mapping import MappingError
@@ -133,7 +149,10 @@ class Controls:
         frame.reload = change.text
 
     def _moved(self, event: ControlEvent) -> tuple[str, str] | None:
-        """What the HUD says about a used event: (the parameter it set, the control in words)."""
+        """What the HUD says about a used event: (the parameter it set, the control in words); sound moves
+        its parameters every hop, so the HUD keeps naming the hand's last control instead."""
+        if isinstance(event.message, AudioFeatures):
+            return None
         param = self.state.touched
         if param is not None:
             return param, self.control_text(event, param)
@@ -252,6 +271,10 @@ class Controls:
         """Stop watching the mapping file."""
         if self.watcher is not None:
             self.watcher.close()
+
+    def scenes_line(self) -> str:
+        """The scenes and gesture loops in words, for the HUD."""
+        return "   ".join(filter(None, (self.state.scenes.line(), self.state.gestures.line())))
 
     def describe(self) -> dict[str, Any]:
         """The mapping for a take's sidecar: file, name and the whole text."""

@@ -331,5 +331,6 @@ def session_status(board: StatusBoard, parts: Any, phase: str, message: str, coo
         lab=lab_lines,
         minimap=minimap,
         **(parts.sculpting.status() if parts.sculpting is not None else {}),
+        scenes=controls.scenes_line(),
         **fields,
     )

@@ -71,6 +71,7 @@ def _source(c: Control, channels: bool) -> str:
     name = {
         "cc": f"CC {c.number}", "cc14": f"CC {c.number}/{c.lsb} (14-bit)", "nrpn": f"NRPN {c.number}",
         "note": f"note {c.number}", "osc": f"OSC {c.address}",
+        "audio": c.describe() if c.source == "audio" else "",  # (only an audio control has a feature)
         "polytouch": "poly aftertouch" if c.number is None else f"poly aftertouch on note {c.number}",
     }.get(c.source, _SOURCE_NAMES.get(c.source, c.source))
     if channels and c.channel is not None:

@@ -3,8 +3,8 @@
 Runs in the render thread, once per drained event: dictionary lookups and arithmetic only, no I/O, no
 locks. Stateful MIDI decoding lives here too, through ``instrument.midi.messages``' decoders: 14-bit CC pairs,
 NRPN sequences (CC 99/98 select, 6/38 data entry, 96/97 increment/decrement), relative encoders; and button
-edges, held notes and soft takeover. Every value of such a control counts, so ``exact_controls()`` names them
-for the EventQueue, which then never coalesces them.
+edges, held notes, soft takeover and the envelopes (attack, release) of audio features. Every value of such
+a control counts, so ``exact_controls()`` names them for the EventQueue, which then never coalesces them.
 
 OSC messages come through here too: an address a mapping binds (``osc: /1/fader1``) moves its control like
 a CC, and ``/li/<param> value`` sets any parameter directly.
@@ -12,6 +12,7 @@ a CC, and ``/li/<param> value`` sets any parameter directly.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import defaultdict
 from collections.abc import Iterable
@@ -20,7 +21,7 @@ from typing import Any
 import mido
 
 from instrument.control import ControlState
-from instrument.events import ControlEvent, KeyInput, OscInput, PointerInput
+from instrument.events import AUDIO_FEATURES, AudioFeatures, ControlEvent, KeyInput, OscInput, PointerInput
 from instrument.mapping.model import Control, Curve, KeyBinding, Mapping, NoteRange, PointerAxis
 from instrument.midi.messages import (
     DATA_DECREMENT,
@@ -75,6 +76,7 @@ class MappingEngine:
         self._held: dict[tuple[str, int, int], tuple[int, float]] = {}
         self._hold_home: int | None = None  # anchor before the first held note
         self._keys_down: set[str] = set()
+        self._envelope: dict[str, tuple[float, float]] = {}  # audio control id -> (envelope, time)
         self._serial = 0  # numbers each mapping in use, so control ids never repeat across reloads
         self.mapping = mapping
 
@@ -92,7 +94,7 @@ class MappingEngine:
             self.state.set("tempo", mapping.bpm, self.state.now or 0.0)
 
     # Derived from the mapping alone: rebuilt, not saved, when a take's state is restored.
-    DERIVED = frozenset({"state", "_mapping", "_ids", "_by", "_keys", "_has_nrpn", "_ports"})
+    DERIVED = frozenset({"state", "_mapping", "_ids", "_by", "_keys", "_has_nrpn", "_ports", "_audio"})
 
     def state_dict(self) -> dict[str, Any]:
         """The decoding state (14-bit and NRPN halves, buttons held, pickup, held notes) as JSON data."""
@@ -109,7 +111,9 @@ class MappingEngine:
 
     def _index(self, mapping: Mapping) -> None:
         self._mapping = mapping
-        self._ids = {id(c): f"m{self._serial}c{i}" for i, c in enumerate(mapping.controls)}
+        # (an audio control's id says so: the state does not loop what the sound moves, ``control.by_hand``)
+        self._ids = {id(c): f"{'audio ' * (c.source == 'audio')}m{self._serial}c{i}"
+                     for i, c in enumerate(mapping.controls)}
         by: dict[tuple[str, int | str | None], list[Control]] = defaultdict(list)
         for c in mapping.controls:
             by[(c.source, c.address if c.source == "osc" else c.number)].append(c)
@@ -120,7 +124,13 @@ class MappingEngine:
         for k in mapping.keys:
             self._keys[k.key].append(k)
         self._has_nrpn = any(c.source == "nrpn" for c in mapping.controls)
+        self._audio = [c for c in mapping.controls if c.source == "audio"]
         self._ports = tuple(p.lower() for p in mapping.ports) if mapping.ports else None
+
+    @property
+    def hears_audio(self) -> bool:
+        """The mapping binds audio features (``audio:`` controls)."""
+        return bool(self._audio)
 
     def exact_controls(self) -> set[tuple[int | None, int | str]]:
         """(channel 0-15 or None for any, CC) pairs the EventQueue must not coalesce; pass them to
@@ -150,6 +160,8 @@ class MappingEngine:
             return self._key(msg, t)
         if isinstance(msg, PointerInput):
             return self._pointer(msg, t)
+        if isinstance(msg, AudioFeatures):
+            return self._audio_features(msg, t)
         if msg.type in CLOCK_MESSAGES:
             return self._clock(msg, t)
         if self._ports is not None and not any(p in event.source.lower() for p in self._ports):
@@ -313,6 +325,35 @@ class MappingEngine:
             return x is not None
         name = msg.address[len(OSC_PREFIX):] if msg.address.startswith(OSC_PREFIX) else ""
         return name in PARAMS and set_by_osc(self.state, PARAMS[name], msg.args, t, f"osc {msg.address}")
+
+    # --- audio --------------------------------------------------------------------------------------------
+    def _audio_features(self, msg: AudioFeatures, t: float) -> bool:
+        """One hop of audio features: each ``audio:`` control follows its feature through its envelope. The
+        beat and tempo come from the MIDI clock while it runs; an unknown tempo (0) moves nothing."""
+        if not self._audio:
+            return False
+        st = self.state
+        if st.following_clock:
+            msg = dataclasses.replace(msg, beat=st.beat(t) % 1.0, tempo=st.tempo)
+        for c in self._audio:
+            feature = AUDIO_FEATURES[c.number or 0]
+            if feature != "tempo" or msg.tempo > 0:
+                self._drive(c, self._follow_envelope(c, msg.value(feature), t), t)
+        return True
+
+    def _follow_envelope(self, c: Control, x: float, t: float) -> float:
+        """``x`` through control ``c``'s envelope: rising over ``attack`` s, falling over ``release``."""
+        if not (c.attack or c.release):
+            return x
+        cid = self._ids[id(c)]
+        before = self._envelope.get(cid)
+        if before is not None:
+            level, then = before
+            tau = c.attack if x > level else c.release
+            if tau > 0:
+                x += (level - x) * math.exp(-max(0.0, t - then) / tau)
+        self._envelope[cid] = (x, t)
+        return x
 
     # --- clock, keyboard, pointer --------------------------------------------------------------------------
     def _clock(self, msg: mido.Message, t: float) -> bool:

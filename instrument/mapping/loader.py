@@ -94,7 +94,7 @@ def clash(c: Control, d: Control) -> bool:
     """Whether two controls would answer the same message (one control, two entries: a mistake)."""
     if "osc" in (c.source, d.source):
         return c.source == d.source and c.address == d.address
-    if not _overlap(c.channel, d.channel):
+    if not _overlap(c.channel, d.channel) or c.source == "audio":  # (one feature may drive several params)
         return False
     if c.source == d.source and (c.number == d.number or (c.source == "polytouch" and None in (c.number,
                                                                                              d.number))):

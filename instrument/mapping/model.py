@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from instrument.errors import UserError
+from instrument.events import AUDIO_FEATURES
 
 CURVES = ("linear", "exponential", "logarithmic", "points")
 TAKEOVERS = ("jump", "pickup", "scale")
 ACTIONS = ("follow", "toggle", "hold", "trigger", "step", "set", "ramp")
 NOTE_BEHAVIOURS = ("jump", "glide", "hold")
-SOURCES = ("cc", "cc14", "nrpn", "pitchbend", "aftertouch", "polytouch", "program", "note", "osc")
+SOURCES = ("cc", "cc14", "nrpn", "pitchbend", "aftertouch", "polytouch", "program", "note", "osc", "audio")
 POINTER_BUTTONS = ("none", "left", "middle", "right")
 CONTROL_MODES = ("absolute", "nudge")
 # Smoothing when a continuous control does not say: enough to hide 7-bit steps, short enough to feel direct.
@@ -83,14 +84,15 @@ class Curve:
 class Control:
     """One MIDI control (or OSC address) driving one parameter.
 
-    ``source`` is one of SOURCES; ``number`` the CC (for cc14 the MSB CC), NRPN number (0..16383), note, or
-    polytouch note (None: any note); ``lsb`` the LSB CC of a cc14 pair; ``address`` an OSC address (its first
-    argument, 0..1, is the control's position). ``channel`` 0..15 or None (any).
-    ``low``/``high``: the parameter range the control spans. ``action`` is what it does (ACTIONS): follow the
-    control's position, or act as a button (pressed: CC >= 64, note on). ``step``: units per relative tick
-    or per press (None: the default for the param). ``value``: what ``set`` sets. ``feedback``: the
-    parameter's value goes back to the controller (its lights, rings, motor faders; an OSC control's address
-    at the OSC target).
+    ``source`` is one of SOURCES; ``number`` the CC (for cc14 the MSB CC), NRPN number (0..16383), note,
+    polytouch note (None: any note) or audio feature (its index in ``events.AUDIO_FEATURES``); ``lsb`` the
+    LSB CC of a cc14 pair; ``address`` an OSC address (its first argument, 0..1, is the control's position).
+    ``channel`` 0..15 or None (any). ``low``/``high``: the parameter range the control spans. ``action`` is
+    what it does (ACTIONS): follow the control's position, or act as a button (pressed: CC >= 64, note on).
+    ``step``: units per relative tick or per press (None: the default for the param). ``value``: what
+    ``set`` sets. ``feedback``: the parameter's value goes back to the controller (its lights, rings, motor
+    faders; an OSC control's address at the OSC target). ``attack``/``release``: seconds an audio feature's
+    envelope takes to rise and to fall.
     """
 
     source: str
@@ -113,12 +115,16 @@ class Control:
     label: str = ""  # what the control is called on the controller ("knob 1", "Rec"), for help and the HUD
     address: str = ""  # the OSC address of an `osc:` control
     feedback: bool = False
+    attack: float = 0.0
+    release: float = 0.0
     line: int = field(default=0, compare=False)
 
     def describe(self) -> str:
         """The source in words, e.g. "cc 74 on channel 1" (for messages and the HUD)."""
         if self.source == "osc":
             return f"osc {self.address}"
+        if self.source == "audio":
+            return f"audio {AUDIO_FEATURES[self.number or 0]}"
         chan = "any channel" if self.channel is None else f"channel {self.channel + 1}"
         what = {
             "cc": f"cc {self.number}",

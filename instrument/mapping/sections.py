@@ -2,8 +2,8 @@
 or raises a MappingError at the line and key of the first mistake in it.
 
 Top level: ``version``, ``name``, ``description``, ``ports``, ``tempo``, ``initial``, ``controls`` (MIDI
-controls and OSC addresses), ``notes`` (note ranges selecting anchors), ``keys`` (computer keys), ``pointer``
-(mouse axes).
+controls, OSC addresses and audio features), ``notes`` (note ranges selecting anchors), ``keys`` (computer
+keys), ``pointer`` (mouse axes).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from instrument.events import AUDIO_FEATURES
 from instrument.mapping.fields import Entry, fmt, is_number, kind, not_number, show, suggest
 from instrument.mapping.model import (
     ACTIONS,
@@ -35,9 +36,9 @@ TOP_KEYS = ("version", "name", "description", "ports", "tempo", "initial", "cont
             "pointer")
 CONTROL_KEYS = SOURCES + ("lsb", "channel", "param", "range", "curve", "points", "invert", "smoothing",
                           "takeover", "relative", "step", "action", "value", "mode", "bits", "label",
-                          "feedback")
+                          "feedback", "attack", "release", "scene", "slot")
 NOTE_KEYS = ("notes", "channel", "anchor", "behaviour", "glide", "label")
-KEY_KEYS = ("key", "param", "action", "value", "step", "rate", "label")
+KEY_KEYS = ("key", "param", "action", "value", "step", "rate", "label", "scene", "slot")
 AXIS_KEYS = ("param", "range", "curve", "points", "invert", "smoothing", "button", "label")
 
 RELATIVE_ALIASES = {"binary_offset": "offset_binary", "signed_bit": "sign_bit"}
@@ -216,6 +217,8 @@ def source(e: Entry) -> tuple[str, int | None, int | None]:
             raise e.error(name, str(err)) from None
     if name == "cc":
         return name, e.integer("cc", 0, 127, what=" (CC numbers are 0..127)"), None
+    if name == "audio":
+        return name, AUDIO_FEATURES.index(e.choice("audio", AUDIO_FEATURES) or ""), None
     if name == "cc14":
         msb = e.integer("cc14", 0, 31, what=" (a 14-bit pair's MSB is CC 0..31; its LSB is MSB + 32)")
         assert msb is not None
@@ -254,14 +257,42 @@ def _feedback(e: Entry, src: str, action: str, mode: str) -> bool:
     return True
 
 
+def scene_action(e: Entry) -> None:
+    """``scene: store|recall`` with ``slot: N`` (counted from 0): a button that stores or recalls scene N (a
+    recall button stores while ``shift`` is held). Read as ``param: scene_<what>, action: set, value: N``."""
+    if not e.has("scene"):
+        if e.has("slot"):
+            raise e.error("slot", "slot is for `scene: store` and `scene: recall` entries")
+        return
+    for key in ("param", "action", "value"):
+        if e.has(key):
+            raise e.error(key, f"a scene entry takes no `{key}:` (it stores or recalls its slot)")
+    what = e.choice("scene", ("store", "recall"))
+    if not e.has("slot"):
+        raise e.missing("slot", "missing: which scene, e.g. `slot: 0` (the first)")
+    slot = e.integer("slot", 0, 127, what=" (scene slots are 0..127)")
+    e.data.update(param=f"scene_{what}", action="set", value=slot)
+
+
+def envelope(e: Entry, src: str) -> tuple[float, float]:
+    """``attack:`` and ``release:`` seconds, for ``audio:`` sources only."""
+    for key in ("attack", "release"):
+        if e.has(key) and src != "audio":
+            raise e.error(key, f"{key} shapes an `audio:` feature's envelope; {src} has none")
+    return (e.number("attack", 0.0, 0.0, MAX_SMOOTHING) or 0.0, e.number("release", 0.0, 0.0, MAX_SMOOTHING)
+            or 0.0)
+
+
 def control(file: str, data: Any, line: int, where: str) -> Control:
     """One ``controls:`` entry."""
     e = Entry(file, data, where, line, CONTROL_KEYS)
     src, number, lsb = source(e)
     if e.has("lsb") and src != "cc14":
         raise e.error("lsb", "lsb is for `cc14:` pairs")
-    if e.has("channel") and src == "osc":
-        raise e.error("channel", "OSC has no channels; remove `channel:`")
+    if e.has("channel") and src in ("osc", "audio"):
+        raise e.error("channel", f"{'OSC' if src == 'osc' else 'audio'} has no channels; remove `channel:`")
+    scene_action(e)
+    attack, release = envelope(e, src)
     p = e.param()
     low, high = value_range(e, p, nudge=e.raw("mode") == "nudge")
     # An OSC toggle (TouchOSC's) holds its own state and says it: a toggle parameter follows it.
@@ -291,7 +322,7 @@ def control(file: str, data: Any, line: int, where: str) -> Control:
         takeover=takeover, relative=relative, step=step_for(e, p), action=action,
         value=value_for(e, "value", p) if e.has("value") else None, mode=mode, bits=bits,
         label=e.text("label"), address=e.raw("osc") if src == "osc" else "",
-        feedback=_feedback(e, src, action, mode), line=e.line,
+        feedback=_feedback(e, src, action, mode), attack=attack, release=release, line=e.line,
     )
 
 
@@ -350,6 +381,7 @@ def key(file: str, data: Any, line: int, where: str) -> KeyBinding:
     """One ``keys:`` entry."""
     e = Entry(file, data, where, line, KEY_KEYS)
     name = _key_name(e)
+    scene_action(e)
     p = e.param()
     if e.has("rate"):
         default = "ramp"

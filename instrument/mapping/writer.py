@@ -20,6 +20,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.util import load_yaml_guess_indent
 
+from instrument.events import AUDIO_FEATURES
 from instrument.mapping.loader import parse_mapping
 from instrument.mapping.model import (
     DEFAULT_SMOOTHING,
@@ -63,6 +64,8 @@ def control_entry(c: Control) -> dict[str, Any]:
     entry: dict[str, Any] = {}
     if c.source in ("pitchbend", "aftertouch", "program") or (c.source == "polytouch" and c.number is None):
         entry[c.source] = True
+    elif c.source == "audio":
+        entry[c.source] = AUDIO_FEATURES[c.number or 0]
     else:
         entry[c.source] = c.address if c.source == "osc" else c.number
     if c.source == "cc14" and c.lsb != (c.number or 0) + 32:
@@ -90,6 +93,9 @@ def control_entry(c: Control) -> dict[str, Any]:
         entry["bits"] = c.bits
     if c.feedback:
         entry["feedback"] = True
+    for name in ("attack", "release"):
+        if getattr(c, name):
+            entry[name] = _number(getattr(c, name))
     if c.label:
         entry["label"] = c.label
     return entry

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from instrument.loop.output import dim
 from instrument.loop.sculpting import write_step_frames
 from instrument.recorder import atomic_write, encode_png
 from instrument.render_job.plan import PlannedFrame
@@ -39,12 +40,15 @@ def draw_frames(decoding: Any, frames: Sequence[PlannedFrame], folder: Path, dec
                 done: Callable[[int, PlannedFrame], None] = lambda count, frame: None, *,
                 step_frames: bool = False) -> float:
     """Decode ``frames`` with ``decoding`` (a ``loop.decoding.Decoding``; ``decoder`` "fast" or "full"),
-    sculpted as each one's view says, and write each to ``folder/frame_NNNNNN.png`` atomically (with
+    sculpted as each one's view says and dimmed to its level, and write each to ``folder/frame_NNNNNN.png``
+    atomically (with
     ``step_frames``, every sculpt step's pictures too); ``done(count, frame)`` after each. Returns the
     seconds it took."""
     began = time.perf_counter()
     for count, frame in enumerate(frames, 1):
         image = decoding.render(frame.coords, decoder, frame.view)
+        if frame.level is not None:
+            image = dim(image, frame.level)
         atomic_write(folder / frame.file, encode_png(image))
         if step_frames and frame.view is not None:
             write_step_frames(decoding.sculpting, folder, frame.file, frame.coords, decoder, frame.view)

@@ -23,9 +23,11 @@ from typing import Any
 import psutil
 import torch
 
+from instrument.audio.offline import with_audio
 from instrument.config import Config
 from instrument.devices import resolve_device
 from instrument.errors import UserError
+from instrument.loop.output import Output
 from instrument.loop.sculpting import sculpt_view
 from instrument.performance import Coords
 from instrument.recorder import FRAMES, atomic_write
@@ -55,7 +57,10 @@ class RenderSpec:
     device, dtype, offline); ``frames``: only these output frames (None: all); ``resume``: skip frames
     already on disk; ``threads``: CPU threads per process (0: torch's choice); ``sculpt_model``: sculpt
     with this model instead of the take's, in ``sculpt_steps`` steps (None: the take's); ``step_frames``:
-    write every sculpt step's pictures too."""
+    write every sculpt step's pictures too; ``audio``: a sound file whose features replace the take's, from
+    ``audio_start`` seconds into it at the first frame (None: as the take played it, or 0;
+    ``audio.offline``); ``master``: the frames as the screen showed them, master fade and blackout applied
+    (``loop.output``)."""
 
     take: Path
     decoder: str = "fast"
@@ -69,6 +74,9 @@ class RenderSpec:
     sculpt_model: str | None = None
     sculpt_steps: int | None = None
     step_frames: bool = False
+    audio: Path | None = None
+    audio_start: float | None = None
+    master: bool = False
 
     def __post_init__(self) -> None:
         self.take = Path(self.take)
@@ -84,6 +92,7 @@ class RenderResult:
     coords: list[Coords]  # every frame's
     info: dict[str, Any]  # render.json (the main process's; the others' lacks the processes' numbers)
     after_stall: int = 0  # played frames that differ after an event was moved out of a stall
+    audio_offset: float | None = None  # with ``spec.audio``: the second of the sound file at the first frame
 
 
 def render(spec: RenderSpec, team: Team | None = None, *, load=None, progress: bool = True) -> RenderResult:
@@ -91,13 +100,17 @@ def render(spec: RenderSpec, team: Team | None = None, *, load=None, progress: b
     (fast, full)`` replaces ``load_models`` (tests pass their decoders)."""
     team = team or Team()
     sidecar, logged, events = read_take(spec.take)
+    zero = None  # the take-clock time of the sound file's first sample
+    if spec.audio is not None:
+        events, zero = with_audio(spec.audio, sidecar, logged, events, spec.audio_start)
     config = process_config(spec, sidecar, team)
     decoding = open_decoding(spec.take, sidecar, config, spec.decoder, spec.size, load, spec.sculpt_model)
     try:
         replay = open_replay(spec.take, sidecar, config, decoding)
         plan = make_plan(replay, timeline(sidecar, logged, events, spec.fps),
                          lambda values, coords: sculpt_view(decoding.sculpting, values, coords,
-                                                            spec.sculpt_steps))
+                                                            spec.sculpt_steps),
+                         Output().level if spec.master else None)
         spec.out.mkdir(parents=True, exist_ok=True)
         info = render_info(spec, sidecar, decoding, plan)
         todo = frames_to_draw(spec, info, len(plan.frames))
@@ -114,8 +127,9 @@ def render(spec: RenderSpec, team: Team | None = None, *, load=None, progress: b
     everyone = team.gather(numbers)
     if team.main:
         info = finish(spec.out, info, everyone)
+    offset = plan.frames[0].t - zero if zero is not None and plan.frames else None
     return RenderResult(spec.out, len(plan.frames), len(todo), plan.mismatches,
-                        [f.coords for f in plan.frames], info, plan.after_stall)
+                        [f.coords for f in plan.frames], info, plan.after_stall, offset)
 
 
 def process_config(spec: RenderSpec, sidecar: dict[str, Any], team: Team) -> Config:
@@ -157,7 +171,8 @@ def render_info(spec: RenderSpec, sidecar: dict[str, Any], decoding: Any, plan: 
             "fps": spec.fps or 1 / sidecar["clock"]["interval"], "size": list(decoding.out_size),
             "frames": len(plan.frames), "plan": plan.digest(), "coordinate_mismatches": plan.mismatches,
             "differ_after_a_stall": plan.after_stall,
-            "sculpt": decoding.sculpting.source if decoding.sculpting is not None else None}
+            "sculpt": decoding.sculpting.source if decoding.sculpting is not None else None,
+            "audio": str(spec.audio) if spec.audio is not None else None, "master": spec.master}
 
 
 def frames_to_draw(spec: RenderSpec, info: dict[str, Any], total: int) -> list[int]:

@@ -20,14 +20,16 @@ from instrument.recorder import frame_name
 @dataclass(frozen=True)
 class PlannedFrame:
     """One frame of the render: output number ``k`` (``frame_{k:06d}.png``), its frame ``n`` on the take's
-    grid (-1 on a new grid), its time ``t`` (seconds, the take's clock), its coordinates and its sculpt
-    (a ``loop.sculpting.View``; None: unsculpted)."""
+    grid (-1 on a new grid), its time ``t`` (seconds, the take's clock), its coordinates, its sculpt
+    (a ``loop.sculpting.View``; None: unsculpted) and its brightness in [0, 1] as the screen showed it
+    (``loop.output``, with ``render --master``; None: as recorded)."""
 
     k: int
     n: int
     t: float
     coords: Coords
     view: Any = None
+    level: float | None = None
 
     @property
     def file(self) -> str:
@@ -36,7 +38,11 @@ class PlannedFrame:
     def record(self) -> dict[str, Any]:
         """Its line in the render's ``frames.jsonl``."""
         record = {"n": self.n, "t": self.t, "coords": self.coords.to_json(), "file": self.file}
-        return record if self.view is None else {**record, "sculpt": self.view.to_json()}
+        if self.view is not None:
+            record["sculpt"] = self.view.to_json()
+        if self.level is not None:
+            record["level"] = self.level
+        return record
 
 
 @dataclass
@@ -59,11 +65,14 @@ class Plan:
 
 
 def make_plan(replay: Any, ticks: Iterable[Any],
-              sculpt: Callable[[dict[str, Any], Coords], Any] = lambda values, coords: None) -> Plan:
+              sculpt: Callable[[dict[str, Any], Coords], Any] = lambda values, coords: None,
+              level: Callable[[dict[str, Any], float], float] | None = None) -> Plan:
     """Step ``replay`` (a ``replay.Replay``) through ``ticks`` (``replay.timeline``): every tick's records
     are applied in order, and each drawn tick's coordinates kept, with its sculpt ``sculpt(control values,
-    coords)``. A frame the live loop skipped and nothing happened in is glimpsed (stepped on copies of the
-    state), so that the played frames step as they did."""
+    coords)`` and brightness ``level(control values, t)`` (an ``Output.level``, fed in frame order: the
+    blackout fade has a memory, so it is planned here and not where the frames are shared out). A frame
+    the live loop skipped and nothing happened in is glimpsed (stepped on copies of the state), so that
+    the played frames step as they did."""
     frames: list[PlannedFrame] = []
     mismatches = after_stall = 0
     stalled = False
@@ -76,5 +85,6 @@ def make_plan(replay: Any, ticks: Iterable[Any],
         if tick.coords is not None and Coords.from_json(tick.coords) != coords:
             after_stall += stalled
             mismatches += not stalled
-        frames.append(PlannedFrame(len(frames), tick.n, tick.t, coords, sculpt(replay.values, coords)))
+        shown = level(replay.values, tick.t) if level is not None else None
+        frames.append(PlannedFrame(len(frames), tick.n, tick.t, coords, sculpt(replay.values, coords), shown))
     return Plan(frames, mismatches, after_stall)

@@ -10,6 +10,7 @@ import pytest
 
 from instrument.config import (
     AnchorConfig,
+    AudioSettings,
     BenchConfig,
     Config,
     MidiSettings,
@@ -37,7 +38,7 @@ def parsed(cls, argv: list[str], **defaults) -> argparse.Namespace:
 
 def test_config_is_every_group_flat():
     groups = (ModelSettings, PictureSettings, MidiSettings, PlaySettings, SculptingSettings, SpeedSettings,
-              RigSettings)
+              RigSettings, AudioSettings)
     assert names(Config) == set().union(*(names(g) for g in groups))
     assert sum(len(names(g)) for g in groups) == len(names(Config))  # no field in two groups
     config = Config(fps=60, size=(256, 128), compile="off", midi_ports="none")

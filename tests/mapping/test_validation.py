@@ -160,4 +160,5 @@ def test_readme_example_is_valid():
     example = text.split("```yaml\n", 1)[1].split("```", 1)[0]
     mapping, errors = parse_mapping(example, "README.md")
     assert not errors, [str(e) for e in errors]
-    assert len(mapping.controls) == 16 and len(mapping.notes) == 3 and len(mapping.pointer) == 2
+    assert len(mapping.controls) == 18 and len(mapping.notes) == 3 and len(mapping.pointer) == 2
+    assert [c.source for c in mapping.controls[-2:]] == ["audio", "note"]  # a sound feature, a scene pad
